@@ -2,6 +2,7 @@
 
     ImaError                       .key (for user text), .code, .message, .hint, .links
     ├── ImaUsageError              bad input caught before any request (model not allowed, images missing, …)
+    │   ├── ModelNotAllowed        the name is not one of the two allowed models (or their aliases)
     │   └── ModelNotFound          the product list has no leaf for the model
     ├── ImaTransportError          no usable answer: connection error, timeout, non-JSON body, 5xx without code
     │   └── CreateOutcomeUnknown   create was sent but its answer was lost; it may have been created and billed
@@ -55,6 +56,10 @@ class ImaError(Exception):
 
 class ImaUsageError(ImaError):
     key = "usage"
+
+
+class ModelNotAllowed(ImaUsageError):
+    key = "model_not_allowed"
 
 
 class ModelNotFound(ImaUsageError):

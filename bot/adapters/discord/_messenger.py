@@ -1,0 +1,233 @@
+"""Posting and editing notices with the bot token (never the expiring interaction token), and reading images."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
+
+import aiohttp
+import discord
+
+from bot.core import Attachment, AttachmentRejected, Notice, NoticeKind, Origin, PlatformError
+
+from ._transfer import DownloadFailed, DownloadTooLarge, download_capped, platform_error
+from .convert import DEFAULT_UPLOAD_LIMIT, get_content_type
+from .render import Rendered, render_notice
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+REFUSAL_COOLDOWN = 300.0  # after a 401/403 the message/channel is left alone this long: no retry storms
+_MEMORY = 2048  # refs and send keys remembered (edit de-duplication, idempotent sends)
+
+
+@dataclass
+class _Shown:
+    fingerprint: str  # everything the user sees
+    stage: str  # kind, title, buttons: a change here is a state change, shown at once
+    at: float
+
+
+def _mb(size: int) -> str:
+    return f"{size / MiB:.1f}".rstrip("0").rstrip(".")
+
+
+def split_ref(ref: str) -> tuple[int, int]:
+    """Returns (channel_id, message_id) of a "channel_id:message_id" ref; raises PlatformError if malformed."""
+    channel_id, _, message_id = ref.partition(":")
+    if not (channel_id.isdigit() and message_id.isdigit()):
+        raise PlatformError(f"not a Discord message reference: {ref!r}")
+    return int(channel_id), int(message_id)
+
+
+class ChannelMessenger:
+    """The Messenger half of the adapter: send, edit, read_attachment."""
+
+    def __init__(
+        self,
+        *,
+        get_client: Callable[[], Awaitable[discord.Client]],
+        texts: Callable[..., str],
+        clock: Callable[[], float],
+        http: Callable[[], aiohttp.ClientSession],
+        upload_video: bool,
+        max_image_bytes: int,
+        min_edit_interval: float,
+    ) -> None:
+        self._get_client = get_client
+        self._texts = texts
+        self._clock = clock
+        self._http = http
+        self._upload_video = upload_video
+        self._max_image_bytes = max_image_bytes
+        self._min_edit_interval = min_edit_interval
+        self._shown: OrderedDict[str, _Shown] = OrderedDict()  # ref -> what it shows now
+        self._keys: OrderedDict[str, str] = OrderedDict()  # send key -> ref
+        self._refused: dict[str, tuple[float, int]] = {}  # ref / "channel:<id>" / "*" -> (until, status)
+
+    # memory of refusals and of what each message shows ------------------------------------------
+
+    def _check_refused(self, *keys: str) -> None:
+        now = self._clock()
+        for key in ("*", *keys):
+            until, status = self._refused.get(key, (0.0, 0))
+            if now < until:
+                raise PlatformError(
+                    f"Discord refused {key} ({status}) recently; not retrying yet", status=status
+                )
+
+    def _refuse(self, exc: discord.HTTPException, key: str) -> None:
+        if exc.status in (401, 403):
+            # A 401 means our token is dead: nothing works until an operator fixes it.
+            self._refused["*" if exc.status == 401 else key] = (self._clock() + REFUSAL_COOLDOWN, exc.status)
+
+    def _remember(self, ref: str, rendered: Rendered) -> None:
+        self._shown[ref] = _Shown(rendered.fingerprint(), rendered.stage, self._clock())
+        self._shown.move_to_end(ref)
+        while len(self._shown) > _MEMORY:
+            self._shown.popitem(last=False)
+
+    # the video file ------------------------------------------------------------------------------
+
+    def _wants_upload(self, notice: Notice) -> bool:
+        return self._upload_video and bool(notice.video_url) and notice.kind is NoticeKind.SUCCESS
+
+    async def _video_file(self, origin: Origin, notice: Notice) -> discord.File | None:
+        if not self._wants_upload(notice):
+            return None
+        limit = int(origin.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+        try:
+            data, _ = await download_capped(self._http(), notice.video_url, limit)
+        except DownloadTooLarge:
+            log.info(
+                "Video of job %s exceeds the %s MiB upload limit; posting the link", notice.job_id, _mb(limit)
+            )
+            return None
+        except DownloadFailed as exc:
+            log.warning("Could not download the video of job %s (%s); posting the link", notice.job_id, exc)
+            return None
+        name = PurePosixPath(urlparse(notice.video_url).path).name
+        return discord.File(io.BytesIO(data), filename=name if name.endswith(".mp4") else "video.mp4")
+
+    # Messenger -----------------------------------------------------------------------------------
+
+    async def send(self, origin: Origin, notice: Notice, *, key: str) -> str:
+        """Posts notice in origin's channel (a reply to the user's message when there is one); returns
+        "channel_id:message_id". A key already sent returns its ref without posting again.
+
+        Falls back to a DM when the channel refuses the bot (403). Raises PlatformError.
+        """
+        if key in self._keys:
+            return self._keys[key]
+        client = await self._get_client()
+        self._check_refused()
+        file = await self._video_file(origin, notice)
+        rendered = render_notice(notice, self._texts, upload=file is not None)
+        kwargs: dict[str, Any] = rendered.send_kwargs()
+        if file is not None:
+            kwargs["file"] = file
+        channel_key = f"channel:{origin.chat_id}"
+        try:
+            self._check_refused(channel_key)
+            reply = {}
+            if origin.message_id.isdigit():
+                reply["reference"] = discord.MessageReference(
+                    message_id=int(origin.message_id),
+                    channel_id=int(origin.chat_id),
+                    fail_if_not_exists=False,
+                )
+            message = await client.get_partial_messageable(int(origin.chat_id)).send(**kwargs, **reply)
+        except (discord.HTTPException, PlatformError) as exc:
+            error = platform_error(exc) if isinstance(exc, discord.HTTPException) else exc
+            if isinstance(exc, discord.HTTPException):
+                self._refuse(exc, channel_key)
+            if error.status != 403 or origin.is_direct or not origin.user_id.isdigit():
+                raise error from None
+            message = await self._send_dm(client, origin, kwargs, file)
+        ref = f"{message.channel.id}:{message.id}"
+        self._remember(ref, rendered)
+        self._keys[key] = ref
+        while len(self._keys) > _MEMORY:
+            self._keys.popitem(last=False)
+        return ref
+
+    async def _send_dm(
+        self, client: discord.Client, origin: Origin, kwargs: dict[str, Any], file: discord.File | None
+    ) -> discord.Message:
+        log.info("Channel %s refuses the bot; sending to user %s by DM", origin.chat_id, origin.user_id)
+        if file is not None:
+            file.reset()
+        try:
+            channel = await client.create_dm(discord.Object(id=int(origin.user_id)))
+            return await channel.send(**kwargs)
+        except discord.HTTPException as exc:
+            raise platform_error(exc) from None
+
+    async def edit(self, origin: Origin, ref: str, notice: Notice) -> str:
+        """Replaces message ref with notice; returns ref.
+
+        Skips the request when the rendered message equals what ref shows, and paces updates within one
+        state (same kind, title and buttons: progress ticks) to one per min_edit_interval; a state change
+        is shown at once. Raises MessageGone when the message was deleted, PlatformError for other
+        refusals (after a 401/403 the message is left alone for a while: no retry storms).
+        """
+        channel_id, message_id = split_ref(ref)
+        client = await self._get_client()
+        self._check_refused(ref)
+        rendered = render_notice(notice, self._texts, upload=self._wants_upload(notice))
+        last = self._shown.get(ref)
+        if last is not None:
+            if last.fingerprint == rendered.fingerprint():
+                return ref
+            if last.stage == rendered.stage and self._clock() - last.at < self._min_edit_interval:
+                return ref
+        file = await self._video_file(origin, notice)
+        kwargs = rendered.edit_kwargs()
+        if file is not None:
+            kwargs["attachments"] = [file]
+        elif self._wants_upload(notice):
+            rendered = render_notice(notice, self._texts)  # the download failed: show the link instead
+            kwargs = rendered.edit_kwargs()
+        message = client.get_partial_messageable(channel_id).get_partial_message(message_id)
+        try:
+            await message.edit(**kwargs)
+        except discord.HTTPException as exc:
+            self._refuse(exc, ref)
+            if exc.status == 404:
+                self._shown.pop(ref, None)
+            raise platform_error(exc, editing=True) from None
+        self._remember(ref, rendered)
+        return ref
+
+    async def read_attachment(self, attachment: Attachment, *, max_bytes: int) -> bytes:
+        """Returns the image bytes after checking the declared type and size (nothing is fetched for a
+        non-image or an oversized attachment). Raises AttachmentRejected with key attachment_not_image,
+        attachment_too_large or attachment_download_failed (params: name, size_mb, limit_mb)."""
+        limit = min(max_bytes, self._max_image_bytes)
+        name = attachment.filename or "attachment"
+        content_type = get_content_type(attachment.content_type, attachment.filename)
+        if not content_type.startswith("image/"):
+            raise AttachmentRejected("attachment_not_image", name=name, content_type=content_type or "?")
+        if attachment.size is not None and attachment.size > limit:
+            raise AttachmentRejected(
+                "attachment_too_large", name=name, size_mb=_mb(attachment.size), limit_mb=_mb(limit)
+            )
+        try:
+            data, served_type = await download_capped(self._http(), attachment.handle, limit)
+        except DownloadTooLarge as exc:
+            size = _mb(exc.size) if exc.size else f">{_mb(limit)}"
+            raise AttachmentRejected(
+                "attachment_too_large", name=name, size_mb=size, limit_mb=_mb(limit)
+            ) from None
+        except DownloadFailed as exc:
+            raise AttachmentRejected("attachment_download_failed", name=name, reason=str(exc)) from None
+        served = get_content_type(served_type, "")
+        if served and not served.startswith("image/") and served != "application/octet-stream":
+            raise AttachmentRejected("attachment_not_image", name=name, content_type=served)
+        return data

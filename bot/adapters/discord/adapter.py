@@ -1,0 +1,266 @@
+"""The Discord adapter: lifecycle, events → intents → handler; send/edit/read live in _messenger."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+import discord
+
+from bot.core import Action, Attachment, Intent, IntentHandler, Notice, Origin, PlatformError
+
+from . import _client
+from ._messenger import ChannelMessenger
+from .convert import get_locale, interaction_intent, is_allowed
+from .convert import message_intent as convert_message
+from .render import render_notice, render_text
+
+log = logging.getLogger(__name__)
+
+LOGIN_WAIT = 30.0  # how long send/edit wait for a login in progress (jobs resumed at start-up)
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    token: str
+    guild_allowlist: frozenset[str] = frozenset()
+    channel_allowlist: frozenset[str] = frozenset()
+    upload_video: bool = False
+    max_image_bytes: int = 20 * 1024 * 1024
+    min_edit_interval: float = 10.0
+    command_guild_ids: tuple[str, ...] = ()  # sync commands to these guilds (fast) else globally
+    guild_ready_timeout: float = 2.0
+    allow_direct_messages: bool = True  # DMs are outside any guild allowlist; this switch governs them
+
+
+class DiscordStartupError(Exception):
+    """The bot cannot start; the message tells the operator what to fix (it never contains the token)."""
+
+
+class DiscordAdapter:
+    """Implements bot.core.Adapter for Discord on discord.py; the composition root owns its lifetime."""
+
+    platform = "discord"
+
+    def __init__(
+        self,
+        settings: DiscordSettings,
+        *,
+        texts: Callable[..., str],
+        clock: Callable[[], float] = time.monotonic,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._settings = settings
+        self._texts = texts
+        self._clock = clock
+        self._session = session
+        self._owns_session = session is None
+        self._client: _client.BotClient | None = None
+        self._handler: IntentHandler | None = None
+        self._ready = asyncio.Event()  # gateway READY
+        self._online = asyncio.Event()  # logged in: REST calls work
+        self._closing = False
+        self._messenger = ChannelMessenger(
+            get_client=self._logged_in_client,
+            texts=texts,
+            clock=clock,
+            http=self._http,
+            upload_video=settings.upload_video,
+            max_image_bytes=settings.max_image_bytes,
+            min_edit_interval=settings.min_edit_interval,
+        )
+
+    # lifecycle -----------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        client = self._client
+        return bool(client and client.is_ready() and not client.is_closed() and client.ws and client.ws.open)
+
+    async def wait_ready(self) -> None:
+        """Returns once the gateway session is ready (wrap in asyncio.timeout to bound the wait)."""
+        await self._ready.wait()
+
+    async def run(self, handler: IntentHandler) -> None:
+        """Logs in, syncs commands and delivers intents to handler until close().
+
+        Raises DiscordStartupError for a rejected token, missing privileged intents or another fatal
+        gateway refusal; transient network failures are retried by discord.py.
+        """
+        if self._client is not None:
+            raise RuntimeError("DiscordAdapter.run() is already running")
+        self._closing = False
+        self._handler = handler
+        client = _client.BotClient(
+            self,
+            texts=self._texts,
+            command_guild_ids=self._settings.command_guild_ids,
+            guild_ready_timeout=self._settings.guild_ready_timeout,
+        )
+        self._client = client
+        try:
+            await client.login(self._settings.token)
+            if not self._closing:
+                await client.connect(reconnect=True)
+        except discord.LoginFailure:
+            raise DiscordStartupError(
+                "Discord rejected the bot token (401). Copy a fresh token from the Developer Portal "
+                "(Applications → your app → Bot → Reset Token) into the configuration."
+            ) from None
+        except discord.PrivilegedIntentsRequired:
+            raise DiscordStartupError(
+                "Discord closed the gateway with 4014 (disallowed intents): the bot asked for a privileged "
+                "intent that is not enabled. Enable it under Developer Portal → your app → Bot → Privileged "
+                "Gateway Intents, or remove it from the bot's intents."
+            ) from None
+        except discord.ConnectionClosed as exc:
+            raise DiscordStartupError(
+                f"Discord closed the gateway with code {exc.code}: {exc.reason}"
+            ) from None
+        except discord.HTTPException as exc:
+            raise DiscordStartupError(f"Discord API refused the start-up request: {exc.status}") from None
+        finally:
+            self._ready.clear()
+            self._online.clear()
+            self._client = None
+            if not client.is_closed():
+                await client.close()
+
+    async def close(self) -> None:
+        """Disconnects from Discord (run() then returns) and releases the download session."""
+        self._closing = True
+        client = self._client
+        if client is not None and not client.is_closed():
+            await client.close()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def on_login(self) -> None:
+        self._online.set()
+
+    def on_ready(self) -> None:
+        self._ready.set()
+
+    # events --------------------------------------------------------------------------------------
+
+    def _allowed(self, origin: Origin, parent_channel_id: str) -> bool:
+        return is_allowed(
+            origin,
+            guild_allowlist=self._settings.guild_allowlist,
+            channel_allowlist=self._settings.channel_allowlist,
+            parent_channel_id=parent_channel_id,
+            allow_direct=self._settings.allow_direct_messages,
+        )
+
+    async def _dispatch(self, intent: Intent) -> tuple[bool, Notice | None]:
+        assert self._handler is not None
+        try:
+            return True, await self._handler(intent)
+        except Exception:
+            log.exception("Intent handler failed for %s", intent.event_keys)
+            return False, None
+
+    async def on_app_command(self, interaction: discord.Interaction) -> None:
+        locale = get_locale(interaction.locale.value) or "en"
+        intent = interaction_intent(_client.interaction_payload(interaction))
+        if intent is None:
+            return
+        if not self._allowed(intent.origin, _client.parent_channel_id(interaction.channel)):
+            await interaction.response.send_message(
+                self._texts("discord.not_allowed", locale), ephemeral=True
+            )
+            return
+        # Acknowledge before anything slow: Discord drops interactions not answered within 3 s.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        ok, notice = await self._dispatch(intent)
+        if notice is not None:
+            answer = render_notice(notice, self._texts)
+        else:
+            answer = render_text(self._texts("discord.ack" if ok else "discord.failed", locale))
+        try:
+            await interaction.edit_original_response(**answer.edit_kwargs())
+        except discord.HTTPException as exc:
+            log.warning("Could not answer interaction %s: %s", interaction.id, exc.status)
+
+    async def on_job_button(self, interaction: discord.Interaction, action: Action, job_id: str) -> None:
+        locale = get_locale(interaction.locale.value) or "en"
+        intent = interaction_intent(_client.interaction_payload(interaction))
+        if intent is None:
+            return
+        if not self._allowed(intent.origin, _client.parent_channel_id(interaction.channel)):
+            await interaction.response.send_message(
+                self._texts("discord.not_allowed", locale), ephemeral=True
+            )
+            return
+        await interaction.response.defer()  # a silent "deferred update": the message stays as it is
+        ok, notice = await self._dispatch(intent)
+        if notice is None and ok:
+            return
+        answer = (
+            render_notice(notice, self._texts)
+            if notice
+            else render_text(self._texts("discord.failed", locale))
+        )
+        try:
+            await interaction.followup.send(ephemeral=True, **answer.send_kwargs())
+        except discord.HTTPException as exc:
+            log.warning("Could not answer button %s: %s", interaction.id, exc.status)
+
+    async def on_message(self, message: discord.Message) -> None:
+        client = self._client
+        if client is None or client.user is None or message.author.bot:
+            return
+        if message.guild is None and not isinstance(message.channel, discord.DMChannel):
+            return  # a guild we have not seen yet: we cannot check the allowlist
+        intent = convert_message(
+            _client.message_payload(message),
+            bot_id=str(client.user.id),
+            upload_limit=_client.upload_limit(message),
+        )
+        if intent is None or not self._allowed(intent.origin, _client.parent_channel_id(message.channel)):
+            return
+        ok, notice = await self._dispatch(intent)
+        if notice is None and ok:
+            return
+        answer = (
+            render_notice(notice, self._texts) if notice else render_text(self._texts("discord.failed", "en"))
+        )
+        try:
+            await message.reply(**answer.send_kwargs())
+        except discord.HTTPException as exc:
+            log.warning("Could not reply to message %s: %s", message.id, exc.status)
+
+    # Messenger (delegated) ------------------------------------------------------------------------
+
+    async def _logged_in_client(self) -> discord.Client:
+        # Jobs resumed at start-up may talk before login finished: give it a moment, then refuse.
+        try:
+            await asyncio.wait_for(self._online.wait(), LOGIN_WAIT)
+        except TimeoutError:
+            raise PlatformError("the Discord adapter is not logged in") from None
+        client = self._client
+        if client is None or client.is_closed():
+            raise PlatformError("the Discord adapter is closed")
+        return client
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, sock_read=30))
+        return self._session
+
+    async def send(self, origin: Origin, notice: Notice, *, key: str) -> str:
+        """Posts notice for origin; returns "channel_id:message_id". See ChannelMessenger.send."""
+        return await self._messenger.send(origin, notice, key=key)
+
+    async def edit(self, origin: Origin, ref: str, notice: Notice) -> str:
+        """Shows notice in message ref; returns ref. Raises MessageGone / PlatformError (ChannelMessenger.edit)."""
+        return await self._messenger.edit(origin, ref, notice)
+
+    async def read_attachment(self, attachment: Attachment, *, max_bytes: int) -> bytes:
+        """Returns the image bytes; raises AttachmentRejected (ChannelMessenger.read_attachment)."""
+        return await self._messenger.read_attachment(attachment, max_bytes=max_bytes)

@@ -1,0 +1,5 @@
+"""Feishu/Lark adapter: lark-oapi long connection or webhook in, interactive cards out."""
+
+from .adapter import FeishuAdapter, FeishuSettings
+
+__all__ = ["FeishuAdapter", "FeishuSettings"]

@@ -1,0 +1,171 @@
+"""The composition root: builds and owns every resource (HTTP session, store, client, runner, adapters)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from bot.config import Config
+from bot.core import Adapter
+from bot.dispatch import Dispatcher, DispatchSettings
+from bot.jobs.runner import JobRunner, RunnerSettings
+from bot.jobs.scheduler import Scheduler
+from bot.jobs.store import JobStore
+from bot.jobs.texts import Texts
+from ima import ImaClient
+from ima.models import ModelId
+
+log = logging.getLogger("imabot.app")
+
+
+class StartupError(RuntimeError):
+    """A fatal problem at start (bad credentials, missing intents); the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Time knobs the sandbox and tests scale down; production uses the seed's values from config."""
+
+    speedup: float = 1.0
+
+
+def build_adapters(config: Config, texts: Texts) -> list[Adapter]:
+    """The platform adapters the config enables (imported only when enabled: each SDK is heavy)."""
+    adapters: list[Adapter] = []
+    if config.discord.enabled:
+        from bot.adapters.discord import DiscordAdapter, DiscordSettings
+
+        d = config.discord
+        adapters.append(DiscordAdapter(
+            DiscordSettings(token=d.token, guild_allowlist=frozenset(d.guild_allowlist),
+                            channel_allowlist=frozenset(d.channel_allowlist), upload_video=d.upload_video,
+                            max_image_bytes=int(config.jobs.max_image_mb * 2**20),
+                            min_edit_interval=d.min_edit_interval,
+                            command_guild_ids=tuple(d.command_guild_ids)),
+            texts=texts))
+    if config.feishu.enabled:
+        from bot.adapters.feishu import FeishuAdapter, FeishuSettings
+
+        f = config.feishu
+        adapters.append(FeishuAdapter(
+            FeishuSettings(app_id=f.app_id, app_secret=f.app_secret, domain=f.domain, transport=f.transport,
+                           encrypt_key=f.encrypt_key, verification_token=f.verification_token,
+                           chat_allowlist=frozenset(f.chat_allowlist), send_video_file=f.send_video_file,
+                           max_image_bytes=int(config.jobs.max_image_mb * 2**20),
+                           min_patch_interval=f.min_patch_interval),
+            texts=texts))
+    return adapters
+
+
+class App:
+    """Start with `await app.start()`, stop with `await app.close()`; `await app.wait()` returns when an
+    adapter ends (end of console input, a fatal platform error) or `stop()` is called."""
+
+    def __init__(self, config: Config, *, adapters: Sequence[Adapter] | None = None,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, speedup: float = 1.0) -> None:
+        self.config = config
+        self.texts = Texts.load()
+        self._extra_adapters = list(adapters or [])
+        self._clock, self._sleep, self._speedup = clock, sleep, speedup
+        self._wake = asyncio.Event()  # an adapter ended or a stop was asked for
+        self._stop_requested = asyncio.Event()
+        self._changed = asyncio.Event()  # a job changed state
+        self._adapter_tasks: list[asyncio.Task[None]] = []
+        self.adapters: list[Adapter] = []
+        self.session: aiohttp.ClientSession | None = None
+        self.store: JobStore | None = None
+        self.web = None
+        self.fatal: BaseException | None = None
+
+    async def start(self) -> None:
+        c = self.config
+        self.session = aiohttp.ClientSession()
+        self.store = await JobStore.open(c.store.path)
+        self.client = ImaClient(self.session, c.ima.api_key, base_url=c.ima.base_url,
+                                upload_base_url=c.ima.upload_base_url, language=c.ima.language,
+                                catalog_ttl=c.ima.catalog_ttl)
+        self.scheduler = Scheduler(global_limit=c.jobs.global_concurrency,
+                                   per_user_limit=c.jobs.per_user_concurrency)
+        self.adapters = [*build_adapters(c, self.texts), *self._extra_adapters]
+        s = self._speedup
+        self.runner = JobRunner(
+            store=self.store, client=self.client, scheduler=self.scheduler,
+            messengers={a.platform: a for a in self.adapters}, texts=self.texts,
+            settings=RunnerSettings(
+                poll_interval=c.jobs.poll_interval / s, max_wait=c.jobs.max_wait / s,
+                cadence={ModelId.PRO: c.jobs.progress_interval_pro / s,
+                         ModelId.FAST: c.jobs.progress_interval_fast / s},
+                history_min_samples=c.jobs.history_min_samples,
+                max_image_bytes=int(c.jobs.max_image_mb * 2**20),
+                daily_credit_budget=c.jobs.daily_credit_budget),
+            clock=self._clock, sleep=self._sleep)
+        self.dispatcher = Dispatcher(self.store, self.runner, self.texts, DispatchSettings(
+            default_model=ModelId(c.defaults.model), default_duration=c.defaults.duration,
+            default_aspect_ratio=c.defaults.aspect_ratio, default_resolution=c.defaults.resolution,
+            default_locale=c.defaults.locale, max_images=c.jobs.max_images,
+            max_image_bytes=int(c.jobs.max_image_mb * 2**20), max_pending_per_user=c.jobs.max_pending_per_user,
+            event_ttl=c.jobs.dedup_hours * 3600, daily_credit_budget=c.jobs.daily_credit_budget),
+            clock=self._clock)
+        self.runner.listeners.append(lambda _job: self._changed.set())
+        await self.runner.start()
+        if c.web.enabled:
+            from bot.web import WebServer
+
+            self.web = WebServer(self, host=c.web.host, port=c.web.port)
+            await self.web.start()
+        for adapter in self.adapters:
+            task = asyncio.create_task(adapter.run(self.dispatcher), name=f"adapter-{adapter.platform}")
+            task.add_done_callback(self._adapter_ended)
+            self._adapter_tasks.append(task)
+
+    def _adapter_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.fatal = task.exception()
+            log.error("adapter %s stopped: %s", task.get_name(), self.fatal)
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Asks the app to stop (SIGTERM/SIGINT); `wait()` and `wait_stopped()` return."""
+        self._stop_requested.set()
+        self._wake.set()
+
+    async def wait(self) -> None:
+        await self._wake.wait()
+
+    async def wait_stopped(self) -> None:
+        await self._stop_requested.wait()
+
+    async def wait_idle(self) -> None:
+        """Returns when no job is unfinished and every final message is delivered."""
+        assert self.store is not None
+        while True:
+            self._changed.clear()
+            if not await self.store.unfinished_jobs() and not await self.store.undelivered_jobs():
+                return
+            # Woken by the runner on every change; the timeout only guards against a missed wake-up.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=5.0)
+
+    async def close(self) -> None:
+        """Stops taking jobs, records state, and closes every resource in reverse order of opening."""
+        for adapter in self.adapters:
+            with contextlib.suppress(Exception):
+                await adapter.close()
+        for task in self._adapter_tasks:
+            task.cancel()
+        await asyncio.gather(*self._adapter_tasks, return_exceptions=True)
+        if hasattr(self, "runner"):
+            await self.runner.close()
+        if self.web is not None:
+            await self.web.close()
+        if self.store is not None:
+            await self.store.close()
+        if self.session is not None:
+            await self.session.close()

@@ -1,0 +1,79 @@
+"""Talking to a job's chat: sends and edits that survive rate limits, deleted messages and outages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from bot.core import MessageGone, Messenger, Notice, PlatformError
+
+from .model import Job
+from .store import JobStore
+
+log = logging.getLogger("imabot.delivery")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Delivery:
+    """Posts and edits a job's messages through its platform's Messenger, recording refs in the store."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        messengers: Mapping[str, Messenger],
+        *,
+        sleep: Sleep = asyncio.sleep,
+        attempts: int = 3,
+    ) -> None:
+        self._store = store
+        self._messengers = messengers
+        self._sleep = sleep
+        self._attempts = attempts
+
+    def messenger(self, job: Job) -> Messenger:
+        return self._messengers[job.origin.platform]
+
+    def final_in_place(self, job: Job) -> bool:
+        """Platforms whose final result replaces the progress message instead of a new post (Feishu cards)."""
+        return bool(getattr(self.messenger(job), "final_in_place", False))
+
+    async def send(self, job: Job, notice: Notice, *, stage: str) -> str:
+        """Posts notice as a new message (idempotent per job and stage); returns its ref, "" when it failed."""
+        key = f"{job.id}:{stage}"
+        delay = 1.0
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await self.messenger(job).send(job.origin, notice, key=key)
+            except PlatformError as exc:
+                if exc.status in (401, 403) or attempt == self._attempts:
+                    # Never hammer a platform that refuses us: 401/403 count towards its ban limits.
+                    log.warning("job=%s send %s failed for good: %s", job.id, stage, exc.key)
+                    return ""
+                await self._sleep(exc.retry_after or delay)
+                delay *= 2
+        return ""
+
+    async def show(self, job: Job, notice: Notice, *, stage: str) -> Job:
+        """Shows notice in the job's progress message: an edit of it, or a new one if it is gone or missing.
+
+        Returns the job with the (possibly new) notice_ref stored.
+        """
+        if job.notice_ref:
+            try:
+                ref = await self.messenger(job).edit(job.origin, job.notice_ref, notice)
+            except MessageGone:
+                log.info("job=%s progress message gone; posting a new one", job.id)
+            except PlatformError as exc:
+                # A refused edit is not worth failing the job for; the next update tries again.
+                log.warning("job=%s edit refused: %s %s", job.id, exc.status, exc.code)
+                return job
+            else:
+                if ref and ref != job.notice_ref:
+                    job = await self._store.update_job(job.id, notice_ref=ref)
+                return job
+        ref = await self.send(job, notice, stage=stage)
+        if ref:
+            job = await self._store.update_job(job.id, notice_ref=ref)
+        return job

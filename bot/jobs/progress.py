@@ -1,0 +1,88 @@
+"""Pure progress rules: the seed's percent formula, the edit cadence, and time estimates from history."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ima.models import ESTIMATED_SECONDS, ModelId
+
+# The seed's cadence for progress edits: Fast every 30 s, Pro every 45 s.
+CADENCE_S: dict[ModelId, float] = {ModelId.FAST: 30.0, ModelId.PRO: 45.0}
+
+
+def percent(elapsed: float, estimated_max: float) -> int:
+    """The seed's estimate: P = min(95, floor(elapsed / estimated_max * 100)), never negative."""
+    if estimated_max <= 0:
+        return 95
+    return max(0, min(95, math.floor(elapsed / estimated_max * 100)))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    low: int  # seconds
+    high: int
+    from_history: bool = False
+    samples: int = 0
+
+
+def estimate(model: ModelId, history: Sequence[float], *, min_samples: int = 5) -> Estimate:
+    """The expected run-time range: the seed's fixed table until enough jobs of the same kind finished,
+    then the 20th-90th percentile of their run times."""
+    times = sorted(t for t in history if t > 0)
+    if len(times) < max(1, min_samples):
+        low, high = ESTIMATED_SECONDS[model]
+        return Estimate(low, high)
+    low = _quantile(times, 0.2)
+    high = max(_quantile(times, 0.9), low + 1)
+    return Estimate(int(low), math.ceil(high), from_history=True, samples=len(times))
+
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
+    pos = (len(sorted_values) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+class Cadence:
+    """Decides when a progress edit is due: at most one per interval, and only when the text changed."""
+
+    def __init__(self, interval: float, *, last_at: float | None = None) -> None:
+        self.interval = interval
+        self._last_at = last_at
+        self._last_text: str | None = None
+
+    def due(self, now: float, text: str) -> bool:
+        if text == self._last_text:
+            return False
+        return self._last_at is None or now - self._last_at >= self.interval
+
+    def mark(self, now: float, text: str) -> None:
+        self._last_at = now
+        self._last_text = text
+
+
+def format_duration(seconds: float, locale: str) -> str:
+    """`2m 05s` / `2分05秒`; under a minute `45s` / `45秒`."""
+    s = max(0, int(seconds))
+    m, s = divmod(s, 60)
+    if locale == "zh":
+        return f"{m}分{s:02d}秒" if m else f"{s}秒"
+    return f"{m}m {s:02d}s" if m else f"{s}s"
+
+
+def format_range(low: int, high: int, locale: str) -> str:
+    """A human estimate range: `1–2 min` / `1–2 分钟`, or seconds when short."""
+    if high < 90:
+        return f"{low}–{high}秒" if locale == "zh" else f"{low}–{high} s"
+    lo_m, hi_m = max(1, round(low / 60)), max(1, math.ceil(high / 60))
+    if lo_m == hi_m:
+        return f"约 {hi_m} 分钟" if locale == "zh" else f"about {hi_m} min"
+    return f"{lo_m}–{hi_m} 分钟" if locale == "zh" else f"{lo_m}–{hi_m} min"
+
+
+def bar(pct: int, width: int = 10) -> str:
+    filled = max(0, min(width, round(pct / 100 * width)))
+    return "▓" * filled + "░" * (width - filled)
