@@ -25,8 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     src = con.add_mutually_exclusive_group(required=True)
     src.add_argument("--sandbox", action="store_true", help="use a built-in IMA emulator; no keys needed")
     src.add_argument("--config", help="use the real API with this config")
-    con.add_argument("--transcript", help="append every message to this JSON-lines file (sends become "
-                                          "idempotent per job and stage across restarts)")
+    con.add_argument(
+        "--transcript",
+        help="append every message to this JSON-lines file (sends become "
+        "idempotent per job and stage across restarts)",
+    )
     con.add_argument("--speed", type=float, default=SANDBOX_SPEED, help=argparse.SUPPRESS)
     con.add_argument("--no-wait", action="store_true", help="exit at end of input without waiting for jobs")
     parse = sub.add_parser("parse", help="show how a message is understood")
@@ -80,8 +83,10 @@ def _check(path: str) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 1
     enabled = [name for name in ("discord", "feishu") if getattr(config, name).enabled]
-    print(f"config OK: platforms={','.join(enabled) or 'none'} store={config.store.path} "
-          f"ima={config.ima.base_url} api_key={'set' if config.ima.api_key else 'MISSING'}")
+    print(
+        f"config OK: platforms={','.join(enabled) or 'none'} store={config.store.path} "
+        f"ima={config.ima.base_url} api_key={'set' if config.ima.api_key else 'MISSING'}"
+    )
     return 0
 
 
@@ -95,8 +100,12 @@ def _load(path: str) -> Config:
 def _logging(config: Config) -> None:
     from bot.logs import setup_logging
 
-    setup_logging(level=config.logging.level, json_lines=config.logging.json, file=config.logging.file,
-                  secrets=config.secrets())
+    setup_logging(
+        level=config.logging.level,
+        json_lines=config.logging.json,
+        file=config.logging.file,
+        secrets=config.secrets(),
+    )
 
 
 async def _run(path: str) -> int:
@@ -132,21 +141,35 @@ async def _console(args: argparse.Namespace) -> int:
             speed = args.speed
             emu = await stack.enter_async_context(Emulator(EmulatorConfig(speed=speed)))
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="imabot-sandbox-"))
-            config = parse_config({
-                "ima": {"api_key": DEFAULT_API_KEY, "base_url": emu.base_url,
-                        "upload_base_url": emu.upload_base_url},
-                "store": {"path": str(Path(tmp) / "sandbox.sqlite3")},
-                "web": {"enabled": False},
-                "logging": {"level": "WARNING"},
-            })
+            config = parse_config(
+                {
+                    "ima": {
+                        "api_key": DEFAULT_API_KEY,
+                        "base_url": emu.base_url,
+                        "upload_base_url": emu.upload_base_url,
+                    },
+                    "store": {"path": str(Path(tmp) / "sandbox.sqlite3")},
+                    "web": {"enabled": False},
+                    "logging": {"level": "WARNING"},
+                }
+            )
             print("imabot sandbox: a local IMA emulator stands in for the real API (no keys needed).")
         else:
             config = _load(args.config)
-            config = parse_config({**_as_dict(config), "discord": {"enabled": False},
-                                   "feishu": {"enabled": False}, "web": {"enabled": False}})
+            config = parse_config(
+                {
+                    **_as_dict(config),
+                    "discord": {"enabled": False},
+                    "feishu": {"enabled": False},
+                    "web": {"enabled": False},
+                }
+            )
         _logging(config)
-        print("Type a request, e.g.  /video 竖屏 10秒 一只小狗在草地上奔跑   (add image paths to use images;"
-              " /help, /jobs, /quit)", flush=True)
+        print(
+            "Type a request, e.g.  /video 竖屏 10秒 一只小狗在草地上奔跑   (add image paths to use images;"
+            " /help, /jobs, /quit)",
+            flush=True,
+        )
         app = App(config, adapters=[ConsoleAdapter(transcript=transcript)], speedup=speed)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -16,12 +16,15 @@ from bot.core import Adapter
 from bot.dispatch import Dispatcher, DispatchSettings
 from bot.jobs.runner import JobRunner, RunnerSettings
 from bot.jobs.scheduler import Scheduler
-from bot.jobs.store import JobStore
+from bot.jobs.store import JobStore, StoreError
 from bot.jobs.texts import Texts
+from bot.metrics import Metrics
 from ima import ImaClient
 from ima.models import ModelId
 
 log = logging.getLogger("imabot.app")
+
+PURGE_INTERVAL_S = 3600.0  # expired dedup keys are deleted this often
 
 
 class StartupError(RuntimeError):
@@ -42,24 +45,41 @@ def build_adapters(config: Config, texts: Texts) -> list[Adapter]:
         from bot.adapters.discord import DiscordAdapter, DiscordSettings
 
         d = config.discord
-        adapters.append(DiscordAdapter(
-            DiscordSettings(token=d.token, guild_allowlist=frozenset(d.guild_allowlist),
-                            channel_allowlist=frozenset(d.channel_allowlist), upload_video=d.upload_video,
-                            max_image_bytes=int(config.jobs.max_image_mb * 2**20),
-                            min_edit_interval=d.min_edit_interval,
-                            command_guild_ids=tuple(d.command_guild_ids)),
-            texts=texts))
+        adapters.append(
+            DiscordAdapter(
+                DiscordSettings(
+                    token=d.token,
+                    guild_allowlist=frozenset(d.guild_allowlist),
+                    channel_allowlist=frozenset(d.channel_allowlist),
+                    upload_video=d.upload_video,
+                    max_image_bytes=int(config.jobs.max_image_mb * 2**20),
+                    min_edit_interval=d.min_edit_interval,
+                    command_guild_ids=tuple(d.command_guild_ids),
+                ),
+                texts=texts,
+            )
+        )
     if config.feishu.enabled:
         from bot.adapters.feishu import FeishuAdapter, FeishuSettings
 
         f = config.feishu
-        adapters.append(FeishuAdapter(
-            FeishuSettings(app_id=f.app_id, app_secret=f.app_secret, domain=f.domain, transport=f.transport,
-                           encrypt_key=f.encrypt_key, verification_token=f.verification_token,
-                           chat_allowlist=frozenset(f.chat_allowlist), send_video_file=f.send_video_file,
-                           max_image_bytes=int(config.jobs.max_image_mb * 2**20),
-                           min_patch_interval=f.min_patch_interval),
-            texts=texts))
+        adapters.append(
+            FeishuAdapter(
+                FeishuSettings(
+                    app_id=f.app_id,
+                    app_secret=f.app_secret,
+                    domain=f.domain,
+                    transport=f.transport,
+                    encrypt_key=f.encrypt_key,
+                    verification_token=f.verification_token,
+                    chat_allowlist=frozenset(f.chat_allowlist),
+                    send_video_file=f.send_video_file,
+                    max_image_bytes=int(config.jobs.max_image_mb * 2**20),
+                    min_patch_interval=f.min_patch_interval,
+                ),
+                texts=texts,
+            )
+        )
     return adapters
 
 
@@ -67,9 +87,15 @@ class App:
     """Start with `await app.start()`, stop with `await app.close()`; `await app.wait()` returns when an
     adapter ends (end of console input, a fatal platform error) or `stop()` is called."""
 
-    def __init__(self, config: Config, *, adapters: Sequence[Adapter] | None = None,
-                 clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, speedup: float = 1.0) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        adapters: Sequence[Adapter] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        speedup: float = 1.0,
+    ) -> None:
         self.config = config
         self.texts = Texts.load()
         self._extra_adapters = list(adapters or [])
@@ -82,38 +108,78 @@ class App:
         self.session: aiohttp.ClientSession | None = None
         self.store: JobStore | None = None
         self.web = None
+        self.metrics = Metrics()  # its own registry: two Apps in one process never share a counter
+        self._housekeeping: asyncio.Task[None] | None = None
         self.fatal: BaseException | None = None
 
     async def start(self) -> None:
         c = self.config
-        self.session = aiohttp.ClientSession()
+        self.session = aiohttp.ClientSession(trace_configs=[self.metrics.ima_trace_config()])
         self.store = await JobStore.open(c.store.path)
-        self.client = ImaClient(self.session, c.ima.api_key, base_url=c.ima.base_url,
-                                upload_base_url=c.ima.upload_base_url, language=c.ima.language,
-                                catalog_ttl=c.ima.catalog_ttl)
-        self.scheduler = Scheduler(global_limit=c.jobs.global_concurrency,
-                                   per_user_limit=c.jobs.per_user_concurrency)
+        self.client = ImaClient(
+            self.session,
+            c.ima.api_key,
+            base_url=c.ima.base_url,
+            upload_base_url=c.ima.upload_base_url,
+            language=c.ima.language,
+            catalog_ttl=c.ima.catalog_ttl,
+        )
+        self.scheduler = Scheduler(
+            global_limit=c.jobs.global_concurrency, per_user_limit=c.jobs.per_user_concurrency
+        )
         self.adapters = [*build_adapters(c, self.texts), *self._extra_adapters]
         s = self._speedup
         self.runner = JobRunner(
-            store=self.store, client=self.client, scheduler=self.scheduler,
-            messengers={a.platform: a for a in self.adapters}, texts=self.texts,
+            store=self.store,
+            client=self.client,
+            scheduler=self.scheduler,
+            messengers={a.platform: a for a in self.adapters},
+            texts=self.texts,
             settings=RunnerSettings(
-                poll_interval=c.jobs.poll_interval / s, max_wait=c.jobs.max_wait / s,
-                cadence={ModelId.PRO: c.jobs.progress_interval_pro / s,
-                         ModelId.FAST: c.jobs.progress_interval_fast / s},
+                poll_interval=c.jobs.poll_interval / s,
+                max_wait=c.jobs.max_wait / s,
+                cadence={
+                    ModelId.PRO: c.jobs.progress_interval_pro / s,
+                    ModelId.FAST: c.jobs.progress_interval_fast / s,
+                },
                 history_min_samples=c.jobs.history_min_samples,
                 max_image_bytes=int(c.jobs.max_image_mb * 2**20),
-                daily_credit_budget=c.jobs.daily_credit_budget),
-            clock=self._clock, sleep=self._sleep)
-        self.dispatcher = Dispatcher(self.store, self.runner, self.texts, DispatchSettings(
-            default_model=ModelId(c.defaults.model), default_duration=c.defaults.duration,
-            default_aspect_ratio=c.defaults.aspect_ratio, default_resolution=c.defaults.resolution,
-            default_locale=c.defaults.locale, max_images=c.jobs.max_images,
-            max_image_bytes=int(c.jobs.max_image_mb * 2**20), max_pending_per_user=c.jobs.max_pending_per_user,
-            event_ttl=c.jobs.dedup_hours * 3600, daily_credit_budget=c.jobs.daily_credit_budget),
-            clock=self._clock)
+                daily_credit_budget=c.jobs.daily_credit_budget,
+            ),
+            clock=self._clock,
+            sleep=self._sleep,
+        )
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.runner,
+            self.texts,
+            DispatchSettings(
+                default_model=ModelId(c.defaults.model),
+                default_duration=c.defaults.duration,
+                default_aspect_ratio=c.defaults.aspect_ratio,
+                default_resolution=c.defaults.resolution,
+                default_locale=c.defaults.locale,
+                max_images=c.jobs.max_images,
+                max_image_bytes=int(c.jobs.max_image_mb * 2**20),
+                max_pending_per_user=c.jobs.max_pending_per_user,
+                event_ttl=c.jobs.dedup_hours * 3600,
+                daily_credit_budget=c.jobs.daily_credit_budget,
+            ),
+            clock=self._clock,
+        )
         self.runner.listeners.append(lambda _job: self._changed.set())
+        self.runner.listeners.append(self.metrics.on_job)
+        self.runner.delivery.on_platform_error = self.metrics.on_platform_error
+        dispatcher = self.dispatcher
+        self.metrics.bind(
+            queue=self.scheduler, deduplicated=lambda: dispatcher.deduplicated, adapters=self.adapters
+        )
+        await self.metrics.load(self.store)  # before the runner resumes (and moves) stored jobs
+        await purge_events(self.store)
+        self._housekeeping = asyncio.create_task(
+            purge_events_forever(self.store, interval=PURGE_INTERVAL_S), name="imabot-purge-events"
+        )
+        self._housekeeping.add_done_callback(_log_crash)
         await self.runner.start()
         if c.web.enabled:
             from bot.web import WebServer
@@ -165,7 +231,37 @@ class App:
             await self.runner.close()
         if self.web is not None:
             await self.web.close()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
         if self.store is not None:
             await self.store.close()
         if self.session is not None:
             await self.session.close()
+
+
+async def purge_events(store: JobStore) -> int:
+    """Deletes expired dedup keys; returns how many (0 when the store fails: it is only housekeeping)."""
+    try:
+        purged = await store.purge_events()
+    except StoreError as exc:
+        log.warning("purging expired event keys failed: %s", exc)
+        return 0
+    if purged:
+        log.info("purged %d expired event keys", purged)
+    return purged
+
+
+async def purge_events_forever(
+    store: JobStore, *, interval: float, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+) -> None:
+    """Purges expired dedup keys every interval seconds (wall time, whatever clock the jobs use); never
+    returns, cancel it."""
+    while True:
+        await sleep(interval)
+        await purge_events(store)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task %s crashed", task.get_name(), exc_info=task.exception())

@@ -30,8 +30,14 @@ async def run_command(d: Dispatcher, intent: CommandIntent) -> Notice:
         if not jobs:
             return Notice(NoticeKind.INFO, t("command.jobs_empty", locale), locale=locale)
         lines = tuple(
-            t("command.jobs_line", locale, state=t(f"state.{j.state.value}", locale),
-              model=notices.model_name(t, j.spec.model_id, locale), prompt=_short(j.spec.prompt), id=j.id)
+            t(
+                "command.jobs_line",
+                locale,
+                state=t(f"state.{j.state.value}", locale),
+                model=notices.model_name(t, j.spec.model_id, locale),
+                prompt=_short(j.spec.prompt),
+                id=j.id,
+            )
             for j in jobs
         )
         return Notice(NoticeKind.INFO, t("command.jobs_title", locale), lines, locale=locale)
@@ -44,7 +50,9 @@ async def run_command(d: Dispatcher, intent: CommandIntent) -> Notice:
         return Notice(NoticeKind.INFO, t("command.cancel_done", locale, id=job.id), locale=locale)
     if intent.command is Command.SETTINGS:
         return await _settings(d, key, intent, locale)
-    return Notice(NoticeKind.INFO, t("command.help_title", locale), (t("command.help_body", locale),), locale=locale)
+    return Notice(
+        NoticeKind.INFO, t("command.help_title", locale), (t("command.help_body", locale),), locale=locale
+    )
 
 
 async def _settings(d: Dispatcher, key: str, intent: CommandIntent, locale: str) -> Notice:
@@ -72,7 +80,9 @@ async def _settings(d: Dispatcher, key: str, intent: CommandIntent, locale: str)
             elif field in ("language", "locale"):
                 changes["locale"] = None if cleared else ("zh" if value.lower().startswith("zh") else "en")
     except (ValueError, ImaUsageError):
-        return notices.error(t, locale, "error.usage", detail=", ".join(f"{k}={v}" for k, v in intent.args.items()))
+        return notices.error(
+            t, locale, "error.usage", detail=", ".join(f"{k}={v}" for k, v in intent.args.items())
+        )
     prefs = await d.store.set_prefs(key, **changes) if changes else await d.store.get_prefs(key)
     locale = prefs.locale or locale
     unset = t("command.settings_unset", locale)
@@ -84,7 +94,9 @@ async def _settings(d: Dispatcher, key: str, intent: CommandIntent, locale: str)
         "resolution": prefs.resolution or unset,
         "locale": {"zh": "中文", "en": "English"}.get(prefs.locale or "", unset),
     }
-    lines = tuple(t("command.settings_line", locale, field=t(f"field.{f}", locale), value=v) for f, v in values.items())
+    lines = tuple(
+        t("command.settings_line", locale, field=t(f"field.{f}", locale), value=v) for f, v in values.items()
+    )
     if changes:
         lines = (t("command.settings_updated", locale), *lines)
     return Notice(NoticeKind.INFO, t("command.settings_title", locale), lines, locale=locale)

@@ -151,8 +151,13 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every secret value in the config, for log redaction."""
-        values = [self.ima.api_key, self.discord.token, self.feishu.app_secret, self.feishu.encrypt_key,
-                  self.feishu.verification_token]
+        values = [
+            self.ima.api_key,
+            self.discord.token,
+            self.feishu.app_secret,
+            self.feishu.encrypt_key,
+            self.feishu.verification_token,
+        ]
         return [v for v in values if v and len(v) >= 6]
 
 
@@ -235,9 +240,12 @@ def _validate(c: Config) -> None:
         raise ConfigError("defaults.locale", "must be en or zh")
     if c.feishu.transport not in ("ws", "webhook"):
         raise ConfigError("feishu.transport", "must be ws or webhook")
-    for key, value in (("jobs.global_concurrency", c.jobs.global_concurrency),
-                       ("jobs.per_user_concurrency", c.jobs.per_user_concurrency),
-                       ("jobs.poll_interval", c.jobs.poll_interval), ("jobs.max_wait", c.jobs.max_wait)):
+    for key, value in (
+        ("jobs.global_concurrency", c.jobs.global_concurrency),
+        ("jobs.per_user_concurrency", c.jobs.per_user_concurrency),
+        ("jobs.poll_interval", c.jobs.poll_interval),
+        ("jobs.max_wait", c.jobs.max_wait),
+    ):
         if value <= 0:
             raise ConfigError(key, "must be greater than 0")
     if c.jobs.max_wait > 2400:

@@ -51,8 +51,16 @@ def new_job_id() -> str:
 class Dispatcher:
     """The IntentHandler every adapter calls. It returns fast: it records and queues, it never runs jobs."""
 
-    def __init__(self, store: JobStore, runner: JobRunner, texts: Texts, settings: DispatchSettings | None = None,
-                 *, clock: Callable[[], float] = time.time, new_id: Callable[[], str] = new_job_id) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        runner: JobRunner,
+        texts: Texts,
+        settings: DispatchSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = new_job_id,
+    ) -> None:
         self.store, self.runner, self.texts = store, runner, texts
         self.settings = settings or DispatchSettings()
         self._clock, self._new_id = clock, new_id
@@ -89,20 +97,37 @@ class Dispatcher:
             return refusal if await self._claim(intent.event_keys) else None
         parsed = parse(intent.text, len(intent.attachments), options=intent.options)
         if not parsed.prompt and not intent.attachments:
-            return notices.error(self.texts, locale, "input.empty_prompt") if await self._claim(
-                intent.event_keys) else None
+            return (
+                notices.error(self.texts, locale, "input.empty_prompt")
+                if await self._claim(intent.event_keys)
+                else None
+            )
         key = user_key(intent)
-        said = {"model": parsed.model_id, "duration": parsed.duration, "aspect_ratio": parsed.aspect_ratio,
-                "resolution": parsed.resolution}
+        said = {
+            "model": parsed.model_id,
+            "duration": parsed.duration,
+            "aspect_ratio": parsed.aspect_ratio,
+            "resolution": parsed.resolution,
+        }
         chosen = await self._with_preferences(key, intent, parsed.task_type, said)
         spec = JobSpec(
-            task_type=parsed.task_type, model_id=chosen["model"], prompt=parsed.prompt,
-            duration=chosen["duration"], aspect_ratio=chosen["aspect_ratio"], resolution=chosen["resolution"],
+            task_type=parsed.task_type,
+            model_id=chosen["model"],
+            prompt=parsed.prompt,
+            duration=chosen["duration"],
+            aspect_ratio=chosen["aspect_ratio"],
+            resolution=chosen["resolution"],
             attachments=_with_roles(intent.attachments, parsed.image_roles),
             notes=tuple((n.key, dict(n.params)) for n in parsed.notes),
         )
-        job = Job(id=self._new_id(), user_key=key, origin=intent.origin, spec=spec, locale=locale,
-                  created_at=self._clock())
+        job = Job(
+            id=self._new_id(),
+            user_key=key,
+            origin=intent.origin,
+            spec=spec,
+            locale=locale,
+            created_at=self._clock(),
+        )
         job = replace(job, trace_id=job.id)
         if not await self.store.add_job(job, event_keys=intent.event_keys, ttl=self.settings.event_ttl):
             self.deduplicated += 1
@@ -123,9 +148,14 @@ class Dispatcher:
             if att.content_type and not att.content_type.lower().startswith(IMAGE_TYPES):
                 return notices.error(self.texts, locale, "error.attachment_not_image", name=name)
             if att.size is not None and att.size > self.settings.max_image_bytes:
-                return notices.error(self.texts, locale, "error.attachment_too_large", name=name,
-                                     size_mb=f"{att.size / 2**20:.1f}",
-                                     limit_mb=f"{self.settings.max_image_bytes / 2**20:.0f}")
+                return notices.error(
+                    self.texts,
+                    locale,
+                    "error.attachment_too_large",
+                    name=name,
+                    size_mb=f"{att.size / 2**20:.1f}",
+                    limit_mb=f"{self.settings.max_image_bytes / 2**20:.0f}",
+                )
         return await self._limits(user_key(intent), locale)
 
     async def _limits(self, key: str, locale: str) -> Notice | None:
@@ -145,14 +175,21 @@ class Dispatcher:
         user = await self.store.get_prefs(key)
         chat = await self.store.get_chat_defaults(intent.origin.platform, intent.origin.chat_id)
         s = self.settings
-        config = UserPrefs(models={}, aspect_ratio=s.default_aspect_ratio, duration=s.default_duration,
-                           resolution=s.default_resolution, locale=None)
+        config = UserPrefs(
+            models={},
+            aspect_ratio=s.default_aspect_ratio,
+            duration=s.default_duration,
+            resolution=s.default_resolution,
+            locale=None,
+        )
         out = {}
         for field in ("duration", "aspect_ratio", "resolution"):
-            out[field] = said[field] or next((getattr(p, field) for p in (user, chat, config)
-                                              if getattr(p, field)), None)
-        out["model"] = said["model"] or next((p.models[task_type] for p in (user, chat) if task_type in p.models),
-                                             s.default_model)
+            out[field] = said[field] or next(
+                (getattr(p, field) for p in (user, chat, config) if getattr(p, field)), None
+            )
+        out["model"] = said["model"] or next(
+            (p.models[task_type] for p in (user, chat) if task_type in p.models), s.default_model
+        )
         return out
 
     # -- buttons ---------------------------------------------------------------------------------
@@ -174,9 +211,19 @@ class Dispatcher:
         refusal = await self._limits(job.user_key, locale)
         if refusal is not None:
             return refusal
-        spec = job.spec.with_model(job.spec.model_id.other) if intent.action is Action.OTHER_MODEL else job.spec
-        again = Job(id=self._new_id(), user_key=job.user_key, origin=job.origin, spec=spec, locale=locale,
-                    created_at=self._clock(), input_urls=job.input_urls, retry_of=job.id)
+        spec = (
+            job.spec.with_model(job.spec.model_id.other) if intent.action is Action.OTHER_MODEL else job.spec
+        )
+        again = Job(
+            id=self._new_id(),
+            user_key=job.user_key,
+            origin=job.origin,
+            spec=spec,
+            locale=locale,
+            created_at=self._clock(),
+            input_urls=job.input_urls,
+            retry_of=job.id,
+        )
         again = replace(again, trace_id=again.id)
         if not await self.store.add_job(again, ttl=self.settings.event_ttl):
             return None

@@ -54,7 +54,9 @@ def _allowed(name: str, allowed: set[str]) -> bool:
     root = name.split(".")[0]
     if root in STDLIB or root == "__future__":
         return True
-    return any(name == a or name.startswith(a + ".") or a.startswith(name + ".") or a == name for a in allowed)
+    return any(
+        name == a or name.startswith(a + ".") or a.startswith(name + ".") or a == name for a in allowed
+    )
 
 
 def _violations() -> list[str]:

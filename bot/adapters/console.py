@@ -33,7 +33,12 @@ from bot.core import (
 _IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM")
 _ACTIONS = {"/retry": Action.RETRY, "/other": Action.OTHER_MODEL}
-_COMMANDS = {"/jobs": Command.JOBS, "/settings": Command.SETTINGS, "/cancel": Command.CANCEL, "/help": Command.HELP}
+_COMMANDS = {
+    "/jobs": Command.JOBS,
+    "/settings": Command.SETTINGS,
+    "/cancel": Command.CANCEL,
+    "/help": Command.HELP,
+}
 
 
 def to_intent(line: str, *, user: str, seq: int, cwd: Path) -> Intent | None:
@@ -61,8 +66,9 @@ def to_intent(line: str, *, user: str, seq: int, cwd: Path) -> Intent | None:
             path = cwd / path
         if path.suffix.lower() in _IMAGE_EXT and path.is_file():
             ctype = mimetypes.guess_type(path.name)[0] or "image/png"
-            attachments.append(Attachment(handle=str(path), filename=path.name, content_type=ctype,
-                                          size=path.stat().st_size))
+            attachments.append(
+                Attachment(handle=str(path), filename=path.name, content_type=ctype, size=path.stat().st_size)
+            )
         else:
             words.append(token)
     return GenerationIntent(origin=origin, text=" ".join(words), attachments=tuple(attachments))
@@ -97,9 +103,17 @@ class ConsoleAdapter:
     platform = "console"
     final_in_place = False
 
-    def __init__(self, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
-                 transcript: Path | None = None, user: str | None = None, cwd: Path | None = None,
-                 read_line: Callable[[], str] | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        stdin: IO[str] | None = None,
+        stdout: IO[str] | None = None,
+        transcript: Path | None = None,
+        user: str | None = None,
+        cwd: Path | None = None,
+        read_line: Callable[[], str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
         self._read_line = read_line or self._in.readline
@@ -139,8 +153,15 @@ class ConsoleAdapter:
             return self._sent[key]
         ref = f"c{next(self._ids)}"
         self._print(render(notice))
-        self._record(op="send", key=key, ref=ref, kind=notice.kind.value, job=notice.job_id, title=notice.title,
-                     video=notice.video_url)
+        self._record(
+            op="send",
+            key=key,
+            ref=ref,
+            kind=notice.kind.value,
+            job=notice.job_id,
+            title=notice.title,
+            video=notice.video_url,
+        )
         self._sent[key] = ref
         return ref
 
@@ -212,8 +233,12 @@ def _read_image(attachment: Attachment, max_bytes: int) -> bytes:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise AttachmentRejected("attachment_too_large", name=name, size_mb=f"{size / 2**20:.1f}",
-                                     limit_mb=f"{max_bytes / 2**20:.0f}")
+            raise AttachmentRejected(
+                "attachment_too_large",
+                name=name,
+                size_mb=f"{size / 2**20:.1f}",
+                limit_mb=f"{max_bytes / 2**20:.0f}",
+            )
         data = path.read_bytes()
     except OSError:
         raise AttachmentRejected("attachment_download_failed", name=name) from None

@@ -31,6 +31,15 @@ class Delivery:
         self._messengers = messengers
         self._sleep = sleep
         self._attempts = attempts
+        # Called with (platform, error) for every refused send or edit (the metrics hook); never raises.
+        self.on_platform_error: Callable[[str, PlatformError], None] | None = None
+
+    def _report(self, job: Job, exc: PlatformError) -> None:
+        if self.on_platform_error is not None:
+            try:
+                self.on_platform_error(job.origin.platform, exc)
+            except Exception:  # a metrics hook must never break a delivery
+                log.exception("platform error hook failed")
 
     def messenger(self, job: Job) -> Messenger:
         return self._messengers[job.origin.platform]
@@ -47,6 +56,7 @@ class Delivery:
             try:
                 return await self.messenger(job).send(job.origin, notice, key=key)
             except PlatformError as exc:
+                self._report(job, exc)
                 if exc.status in (401, 403) or attempt == self._attempts:
                     # Never hammer a platform that refuses us: 401/403 count towards its ban limits.
                     log.warning("job=%s send %s failed for good: %s", job.id, stage, exc.key)
@@ -63,9 +73,11 @@ class Delivery:
         if job.notice_ref:
             try:
                 ref = await self.messenger(job).edit(job.origin, job.notice_ref, notice)
-            except MessageGone:
+            except MessageGone as exc:
+                self._report(job, exc)
                 log.info("job=%s progress message gone; posting a new one", job.id)
             except PlatformError as exc:
+                self._report(job, exc)
                 # A refused edit is not worth failing the job for; the next update tries again.
                 log.warning("job=%s edit refused: %s %s", job.id, exc.status, exc.code)
                 return job

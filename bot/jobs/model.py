@@ -71,8 +71,13 @@ class JobSpec:
             "aspect_ratio": self.aspect_ratio,
             "resolution": self.resolution,
             "attachments": [
-                {"handle": a.handle, "filename": a.filename, "content_type": a.content_type, "size": a.size,
-                 "role": a.role}
+                {
+                    "handle": a.handle,
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                    "role": a.role,
+                }
                 for a in self.attachments
             ],
             "notes": [[k, dict(p)] for k, p in self.notes],

@@ -57,7 +57,7 @@ class JobRunner:
         self.settings = settings or RunnerSettings()
         self.delivery = Delivery(store, messengers, sleep=sleep)
         self._clock, self._sleep = clock, sleep
-        self._tasks: dict[str, asyncio.Task[None]] = {}  # job id -> its admission or run task
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # "admit:<job>" / "run:<job>" -> task
         self._admitted: dict[str, asyncio.Event] = {}
         self._cancel_requested: set[str] = set()
         self._creating: set[str] = set()
@@ -82,7 +82,7 @@ class JobRunner:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        creating = [self._tasks[j] for j in self._creating if j in self._tasks]
+        creating = [self._tasks[f"run:{j}"] for j in self._creating if f"run:{j}" in self._tasks]
         if creating:
             await asyncio.wait(creating, timeout=self.settings.shutdown_grace)
         tasks = list(self._tasks.values())
@@ -95,13 +95,14 @@ class JobRunner:
         return self._closing
 
     def _spawn(self, job_id: str, coro: Awaitable[None], name: str) -> None:
+        key = f"{name}:{job_id}"
         task = asyncio.ensure_future(coro)
-        task.set_name(f"{name}:{job_id}")
-        self._tasks[job_id] = task
+        task.set_name(key)
+        self._tasks[key] = task
 
         def done(t: asyncio.Task[None]) -> None:
-            if self._tasks.get(job_id) is t:
-                del self._tasks[job_id]
+            if self._tasks.get(key) is t:
+                del self._tasks[key]
             self._log_crash(t)
 
         task.add_done_callback(done)
@@ -170,17 +171,17 @@ class JobRunner:
         return resolved, estimate(spec.model_id, history, min_samples=self.settings.history_min_samples)
 
     async def _dispatch_loop(self) -> None:
+        from .execute import run_job  # local import: execute depends on this module's class
+
         while True:
             job_id = await self.scheduler.acquire()
-            admitted = self._admitted.get(job_id)
-            if admitted is not None:
-                await admitted.wait()
-            from .execute import run_job  # local import: execute depends on this module's class
-
             self._spawn(job_id, self._run_released(job_id, run_job), "run")
 
     async def _run_released(self, job_id: str, run: Callable[[JobRunner, str], Awaitable[None]]) -> None:
         try:
+            admitted = self._admitted.get(job_id)
+            if admitted is not None:  # the pre-notice goes out before the first progress edit
+                await admitted.wait()
             await run(self, job_id)
         finally:
             self.scheduler.release(job_id)
@@ -195,12 +196,12 @@ class JobRunner:
             return job
         if self.scheduler.remove(job_id):
             self._admitted.pop(job_id, None)
-            task = self._tasks.get(job_id)
+            task = self._tasks.get(f"admit:{job_id}")
             if task is not None:  # still showing its pre-notice
                 task.cancel()
             return await self.finish_cancelled(job, was_running=False)
         self._cancel_requested.add(job_id)
-        task = self._tasks.get(job_id)
+        task = self._tasks.get(f"run:{job_id}")
         # A create on the wire is not interrupted (its outcome would become unknown); the run loop checks
         # the request right after the create answers.
         if task is not None and job_id not in self._creating:

@@ -45,6 +45,8 @@ _ENTRY_KEYS = frozenset(
 )  # fmt: skip
 _LATIN = re.compile(r"[a-z0-9]")
 
+# Punctuation that only separates: dropped where a removed parameter leaves it dangling.
+_SEPS = r",，、;；:：.。!！?？…~～\-—–|/#＃"
 L, R = r"(?<![a-z0-9])", r"(?![a-z0-9])"
 SEP = r"[\s_\-]*"
 
@@ -81,6 +83,7 @@ class FieldRules:
     rules: tuple[Rule, ...]
     before: re.Pattern[str] | None  # frames: eaten with the parameter and make weak words count
     after: re.Pattern[str] | None
+    cue: re.Pattern[str] | None  # like after, but only makes weak words count: nothing is eaten
     deny_before: re.Pattern[str] | None  # contexts in which a match is not this parameter
     deny_after: re.Pattern[str] | None
 
@@ -92,7 +95,7 @@ class Tables:
     mentions: re.Pattern[str]  # mentions anywhere
     preambles: tuple[re.Pattern[str], ...]
     closers: re.Pattern[str]
-    connectors_tail: re.Pattern[str]
+    connectors_tail: re.Pattern[str]  # dangling words at the end of a piece before a cut
     connectors_head: re.Pattern[str]
     glue_before: re.Pattern[str]
     glue_before_bounded: re.Pattern[str]
@@ -119,12 +122,13 @@ def expand(pattern: str, macros: Mapping[str, str]) -> str:
     return pattern
 
 
-def phrase_regex(phrase: str) -> str:
-    """A literal phrase as a regex: case-folded, spaces/hyphens optional, latin ends kept whole."""
+def phrase_regex(phrase: str, *, whole: bool = True) -> str:
+    """A literal phrase as a regex: case-folded, spaces/hyphens optional, latin ends kept whole
+    (with whole=False the end is left open for a version to follow: "kling2.1")."""
     p = phrase.strip().lower()
     body = "".join(SEP if ch in " -_" else re.escape(ch) for ch in p)
     head = L if _LATIN.match(p[:1]) else ""
-    tail = R if _LATIN.match(p[-1:]) else ""
+    tail = R if whole and _LATIN.match(p[-1:]) else ""
     return head + body + tail
 
 
@@ -144,7 +148,8 @@ def _frames(items: Any, macros: Mapping[str, str], where: str, problems: list[st
         return None
     for i in items:
         _compile(i, macros, where, problems)
-    src = _alt(items) + r"\s*\Z" if tail else r"\s*" + _alt(items)
+    # Up to two frames in a row before a parameter ("适合发抖音", "视频要竖屏"), one after it.
+    src = rf"(?:{_alt(items)}\s*){{1,2}}\Z" if tail else r"\s*" + _alt(items)
     return _compile(src, macros, where, problems)
 
 
@@ -165,21 +170,24 @@ def _vendor_entries(raw: Mapping[str, Any], problems: list[str]) -> list[dict[st
         if not isinstance(vendor, Mapping) or vendor.get("model") not in ("ima-pro", "ima-pro-fast"):
             problems.append(f"{where}: needs model ima-pro or ima-pro-fast")
             continue
-        strong = [phrase_regex(n) for n in vendor.get("names") or []] + list(vendor.get("patterns") or [])
-        weak = [phrase_regex(n) for n in vendor.get("weak_names") or []]
+        strong = [phrase_regex(n, whole=False) for n in vendor.get("names") or []]
+        strong += list(vendor.get("patterns") or [])
+        weak = [phrase_regex(n, whole=False) for n in vendor.get("weak_names") or []]
         if not strong and not weak:
             problems.append(f"{where}: no names")
             continue
         common = {"note": "note.model_mapped", "priority": 1}
         model = vendor["model"]
-        out.append({"value": "ima-pro-fast", "patterns": [rf"{_alt(strong + weak)}(?:{SEP}(?:{ext}|{q}))*{SEP}{s}{R}"],
-                    **common})  # fmt: skip
+        # A name runs straight into a version ("kling2.1") but never into more letters ("klingon").
+        names, wnames = _alt(strong) + r"(?![a-z])", _alt(weak) + r"(?![a-z])"
+        both = _alt(strong + weak) + r"(?![a-z])"
+        out.append({"value": "ima-pro-fast", "patterns": [rf"{both}(?:{SEP}(?:{ext}|{q}))*{SEP}{s}{R}"], **common})
         if strong:
-            out.append({"value": model, "patterns": [rf"{_alt(strong)}(?:{SEP}(?:{ext}|{q}))*{R}"], **common})
+            out.append({"value": model, "patterns": [rf"{names}(?:{SEP}(?:{ext}|{q}))*{R}"], **common})
         if weak:
             # A weak name counts on its own only with a version or a quality word after it.
-            out.append({"value": model, "patterns": [rf"{_alt(weak)}(?:{SEP}(?:{ext}|{q}))+{R}"], **common})
-            out.append({"value": model, "patterns": [rf"{_alt(weak)}{R}"], "weak": True, **common})
+            out.append({"value": model, "patterns": [rf"{wnames}(?:{SEP}(?:{ext}|{q}))+{R}"], **common})
+            out.append({"value": model, "patterns": [rf"{wnames}{R}"], "weak": True, **common})
     return out
 
 
@@ -293,6 +301,7 @@ def build(raw: Any) -> tuple[Tables | None, list[str]]:
             rules=tuple(rules),
             before=_frames(frames.get("before"), macros, f"{w}.frames.before", problems, tail=True),
             after=_frames(frames.get("after"), macros, f"{w}.frames.after", problems, tail=False),
+            cue=_frames(frames.get("cue"), macros, f"{w}.frames.cue", problems, tail=False),
             deny_before=_frames(deny.get("before"), macros, f"{w}.deny.before", problems, tail=True),
             deny_after=_frames(deny.get("after"), macros, f"{w}.deny.after", problems, tail=False),
         )
@@ -306,7 +315,8 @@ def build(raw: Any) -> tuple[Tables | None, list[str]]:
     preambles = tuple(rx(p, "preambles") for p in _strings(raw, "preambles", problems))
     closers = rx(r"(?:[\s,，.。!！~～]*" + _alt(_strings(raw, "closers", problems)) + r")+[\s,，.。!！~～]*\Z",
                  "closers")  # fmt: skip
-    conn = _alt(_strings(raw, "connectors", problems))
+    conn_tail = _alt(_strings(raw, "connectors", problems) + _strings(raw, "connectors_tail", problems))
+    conn_head = _alt(_strings(raw, "connectors", problems) + _strings(raw, "connectors_head", problems))
     bounds = raw.get("boundaries")
     if not isinstance(bounds, str) or not bounds:
         problems.append("boundaries: must be a non-empty string")
@@ -318,8 +328,8 @@ def build(raw: Any) -> tuple[Tables | None, list[str]]:
         return None, problems
     tables = Tables(
         fields=fields, prefix=prefix, mentions=mentions, preambles=preambles, closers=closers,
-        connectors_tail=rx(rf"(?:[\s,，、;；:：]|{conn})+\Z", "connectors"),
-        connectors_head=rx(rf"\A(?:[\s,，、;；:：.。!！?？]|{conn})+", "connectors"),
+        connectors_tail=rx(rf"(?:[\s{_SEPS}(（\[【「『“]|{conn_tail})+\Z", "connectors"),
+        connectors_head=rx(rf"\A(?:[\s{_SEPS})）\]】」』”]|{conn_head})+", "connectors"),
         glue_before=rx(_alt(glue.get("before") or [r"(?!x)x"]) + r"\s*\Z", "glue.before"),
         glue_before_bounded=rx(_alt(glue.get("before_bounded") or [r"(?!x)x"]) + r"\s*\Z", "glue.before_bounded"),
         glue_after=rx(r"\s*" + _alt(glue.get("after") or [r"(?!x)x"]), "glue.after"),

@@ -60,10 +60,15 @@ class Pipeline:
     def dispatcher(self) -> Any:
         """The real Dispatcher over this pipeline (built on first use: it brings in the parser)."""
         if self._dispatcher is None:
-            from bot.dispatch import DispatchSettings, Dispatcher
+            from bot.dispatch import Dispatcher, DispatchSettings
 
-            self._dispatcher = Dispatcher(self.store, self.runner, self.texts,
-                                          self.dispatch_settings or DispatchSettings(), clock=self.clock)
+            self._dispatcher = Dispatcher(
+                self.store,
+                self.runner,
+                self.texts,
+                self.dispatch_settings or DispatchSettings(),
+                clock=self.clock,
+            )
         return self._dispatcher
 
     def records(self, job_id: str | None = None) -> list[dict[str, Any]]:
@@ -94,13 +99,27 @@ class Pipeline:
 
         return await self.wait_for(done, within)
 
-    def job(self, prompt: str = "a puppy running on grass", *, model: ModelId = ModelId.FAST,
-            task_type: TaskType = TaskType.TEXT_TO_VIDEO, user: str = "u1", locale: str = "en",
-            **spec: Any) -> Job:
+    def job(
+        self,
+        prompt: str = "a puppy running on grass",
+        *,
+        model: ModelId = ModelId.FAST,
+        task_type: TaskType = TaskType.TEXT_TO_VIDEO,
+        user: str = "u1",
+        locale: str = "en",
+        **spec: Any,
+    ) -> Job:
         origin = Origin(platform="console", chat_id="console", user_id=user, message_id="m1", is_direct=True)
         jid = secrets.token_hex(6)
-        return Job(id=jid, user_key=f"console:{user}", origin=origin, locale=locale, created_at=self.clock(),
-                   spec=JobSpec(task_type=task_type, model_id=model, prompt=prompt, **spec), trace_id=jid)
+        return Job(
+            id=jid,
+            user_key=f"console:{user}",
+            origin=origin,
+            locale=locale,
+            created_at=self.clock(),
+            spec=JobSpec(task_type=task_type, model_id=model, prompt=prompt, **spec),
+            trace_id=jid,
+        )
 
     async def submit(self, job: Job) -> Job:
         assert await self.store.add_job(job)
@@ -109,10 +128,17 @@ class Pipeline:
 
 
 @asynccontextmanager
-async def pipeline(tmp_path: Path, *, emulator_config: EmulatorConfig | None = None,
-                   settings: RunnerSettings | None = None, dispatch: Any = None,
-                   global_limit: int = 4, per_user_limit: int = 2, emulator: Emulator | None = None,
-                   clock: VirtualClock | None = None) -> AsyncIterator[Pipeline]:
+async def pipeline(
+    tmp_path: Path,
+    *,
+    emulator_config: EmulatorConfig | None = None,
+    settings: RunnerSettings | None = None,
+    dispatch: Any = None,
+    global_limit: int = 4,
+    per_user_limit: int = 2,
+    emulator: Emulator | None = None,
+    clock: VirtualClock | None = None,
+) -> AsyncIterator[Pipeline]:
     clock = clock or VirtualClock()
     own_emulator = emulator is None
     emu = emulator or Emulator(emulator_config or EmulatorConfig(), clock=clock)
@@ -123,13 +149,20 @@ async def pipeline(tmp_path: Path, *, emulator_config: EmulatorConfig | None = N
     transcript = tmp_path / "transcript.jsonl"
     texts = Texts.load()
     try:
-        client = ImaClient(session, DEFAULT_API_KEY, base_url=emu.base_url, upload_base_url=emu.upload_base_url,
-                           clock=clock)
+        client = ImaClient(
+            session, DEFAULT_API_KEY, base_url=emu.base_url, upload_base_url=emu.upload_base_url, clock=clock
+        )
         console = ConsoleAdapter(stdout=_Sink(), transcript=transcript, clock=clock, cwd=tmp_path)
-        runner = JobRunner(store=store, client=client,
-                           scheduler=Scheduler(global_limit=global_limit, per_user_limit=per_user_limit),
-                           messengers={"console": console}, texts=texts, settings=settings or RunnerSettings(),
-                           clock=clock, sleep=clock.sleep)
+        runner = JobRunner(
+            store=store,
+            client=client,
+            scheduler=Scheduler(global_limit=global_limit, per_user_limit=per_user_limit),
+            messengers={"console": console},
+            texts=texts,
+            settings=settings or RunnerSettings(),
+            clock=clock,
+            sleep=clock.sleep,
+        )
         p = Pipeline(emu, store, client, runner, dispatch, console, clock, transcript, texts)
         runner.listeners.append(lambda _job: p.changed.set())
         await runner.start()

@@ -24,7 +24,9 @@ async def test_fast_job_prenotice_progress_at_cadence_then_video(tmp_path: Path)
         assert [s["kind"] for s in sends] == ["prenotice", "success"]
         assert "Ima Sevio 1.0-Fast" in sends[0]["title"]
         assert sends[1]["video"].startswith(p.emulator.base_url)
-        progress = [r for r in recs if r["op"] == "edit" and r["kind"] == "progress" and r["progress"] not in (0, 100)]
+        progress = [
+            r for r in recs if r["op"] == "edit" and r["kind"] == "progress" and r["progress"] not in (0, 100)
+        ]
         assert progress, "progress edits expected"
         # Every progress edit edits the pre-notice message, never a new one.
         assert {r["ref"] for r in recs if r["op"] == "edit"} == {sends[0]["ref"]}
@@ -42,8 +44,11 @@ async def test_pro_job_edits_every_45_seconds(tmp_path: Path) -> None:
     async with pipeline(tmp_path) as p:
         job = await p.submit(p.job(model=ModelId.PRO))
         await p.wait_finished(job.id)
-        times = [r["at"] for r in p.records(job.id) if r["op"] == "edit" and r["kind"] == "progress"
-                 and r["progress"] not in (0, 100)]
+        times = [
+            r["at"]
+            for r in p.records(job.id)
+            if r["op"] == "edit" and r["kind"] == "progress" and r["progress"] not in (0, 100)
+        ]
         assert len(times) >= 2
         assert all(b - a >= 45 for a, b in itertools.pairwise(times))
 
@@ -157,10 +162,13 @@ async def test_first_last_frame_job_uploads_both_images(tmp_path: Path) -> None:
     from bot.core import Attachment
 
     async with pipeline(tmp_path) as p:
-        atts = (Attachment(str(first), "a.png", "image/png", len(png), "first"),
-                Attachment(str(last), "b.png", "image/png", len(png), "last"))
-        job = await p.submit(p.job("from day to night", task_type=TaskType.FIRST_LAST_FRAME_TO_VIDEO,
-                                   attachments=atts))
+        atts = (
+            Attachment(str(first), "a.png", "image/png", len(png), "first"),
+            Attachment(str(last), "b.png", "image/png", len(png), "last"),
+        )
+        job = await p.submit(
+            p.job("from day to night", task_type=TaskType.FIRST_LAST_FRAME_TO_VIDEO, attachments=atts)
+        )
         done = await p.wait_finished(job.id)
         assert done.state is JobState.SUCCEEDED, (done.error_key, done.error_detail)
         assert len(done.input_urls) == 2

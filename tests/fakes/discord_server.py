@@ -90,6 +90,7 @@ class FakeDiscord:
         self.enabled_privileged_intents = enabled_privileged_intents
         self.identify_close_code: int | None = None  # close the gateway with this code on IDENTIFY
         self.forbidden_channels: set[str] = set()  # POST messages there → 403 50013
+        self.resume_gate: asyncio.Event | None = None  # when set up, RESUME waits until the event is set
         self._ids = itertools.count(950_000_000_000_000_001)
         self.app_id = self.bot_id = "900000000000000001"
         self.guild_id = "900000000000000010"
@@ -115,6 +116,8 @@ class FakeDiscord:
         self.identifies: list[dict[str, Any]] = []
         self.gateway_ops: list[int] = []
         self.resumes = 0
+        self.replayed = 0  # frames re-sent on RESUME (dispatched while the bot was disconnected)
+        self.errors: list[str] = []  # exceptions inside the fake's handlers (tests assert it stays empty)
         self._rules: list[_Rule] = []
         self._session: _Session | None = None
         self._ws: web.WebSocketResponse | None = None
@@ -132,7 +135,7 @@ class FakeDiscord:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]
         return self
 
     async def stop(self) -> None:
@@ -169,9 +172,9 @@ class FakeDiscord:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    async def wait_until(self, predicate: Callable[[], Any], within: float = 5.0) -> Any:
         """Waits until predicate() is truthy (re-checked after every request/event); returns its value."""
-        async with asyncio.timeout(timeout), self._changed:
+        async with asyncio.timeout(within), self._changed:
             return await self._changed.wait_for(predicate)
 
     def requests_to(self, method: str, pattern: str) -> list[Logged]:
@@ -209,7 +212,9 @@ class FakeDiscord:
         body = body if body is not None else {"message": f"fake failure {status}", "code": 0}
         self._rules.append(_Rule(method, re.compile(pattern), status, body, headers or {}, times))
 
-    def rate_limit_next(self, method: str, pattern: str, retry_after: float = 0.05, *, via: bool = True) -> None:
+    def rate_limit_next(
+        self, method: str, pattern: str, retry_after: float = 0.05, *, via: bool = True
+    ) -> None:
         """A 429 on the next matching request; with `Via` discord.py waits and retries, without it it raises."""
         headers = {"Retry-After": str(retry_after), "X-RateLimit-Scope": "user"}
         if via:
@@ -264,6 +269,7 @@ class FakeDiscord:
                     continue
                 frame = json.loads(msg.data)
                 self.gateway_ops.append(frame["op"])
+                await self.notify()
                 if frame["op"] == 1:
                     await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
                 elif frame["op"] == 2:
@@ -310,6 +316,8 @@ class FakeDiscord:
         )
 
     async def _resume(self, ws: web.WebSocketResponse, d: dict[str, Any]) -> None:
+        if self.resume_gate is not None:
+            await self.resume_gate.wait()
         self.resumes += 1
         session = self._session
         if session is None or d.get("session_id") != session.id or d.get("token") != self.token:
@@ -318,6 +326,7 @@ class FakeDiscord:
         self._ws = ws
         for frame in session.frames:
             if frame["s"] > (d.get("seq") or 0):
+                self.replayed += 1
                 await ws.send_str(json.dumps(frame))
         await self.dispatch("RESUMED", {})
 
@@ -346,7 +355,9 @@ class FakeDiscord:
                     return cmd, (scope if scope != "global" else None)
         raise KeyError(f"/{name} is not registered (registered: {self.commands})")
 
-    def _command_data(self, cmd: dict[str, Any], scope: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    def _command_data(
+        self, cmd: dict[str, Any], scope: str | None, options: dict[str, Any]
+    ) -> dict[str, Any]:
         schema = {o["name"]: o for o in cmd.get("options", [])}
         data: dict[str, Any] = {"id": cmd["id"], "name": cmd["name"], "type": 1, "options": []}
         resolved: dict[str, Any] = {}

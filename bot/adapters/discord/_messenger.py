@@ -16,7 +16,7 @@ import discord
 
 from bot.core import Attachment, AttachmentRejected, Notice, NoticeKind, Origin, PlatformError
 
-from ._transfer import DownloadFailed, DownloadTooLarge, download_capped, platform_error
+from ._transfer import REQUEST_FAILURES, DownloadFailed, DownloadTooLarge, download_capped, platform_error
 from .convert import DEFAULT_UPLOAD_LIMIT, get_content_type
 from .render import Rendered, render_notice
 
@@ -35,7 +35,8 @@ class _Shown:
 
 
 def _mb(size: int) -> str:
-    return f"{size / MiB:.1f}".rstrip("0").rstrip(".")
+    """Returns size in MiB with 3 significant digits: "20", "3.5", "0.25"."""
+    return f"{size / MiB:.3g}"
 
 
 def split_ref(ref: str) -> tuple[int, int]:
@@ -93,6 +94,12 @@ class ChannelMessenger:
         while len(self._shown) > _MEMORY:
             self._shown.popitem(last=False)
 
+    def _forget(self, ref: str) -> None:
+        """A deleted message: a later send with the key that made it must post a new one."""
+        self._shown.pop(ref, None)
+        for key in [k for k, r in self._keys.items() if r == ref]:
+            del self._keys[key]
+
     # the video file ------------------------------------------------------------------------------
 
     def _wants_upload(self, notice: Notice) -> bool:
@@ -143,10 +150,10 @@ class ChannelMessenger:
                     fail_if_not_exists=False,
                 )
             message = await client.get_partial_messageable(int(origin.chat_id)).send(**kwargs, **reply)
-        except (discord.HTTPException, PlatformError) as exc:
-            error = platform_error(exc) if isinstance(exc, discord.HTTPException) else exc
+        except (PlatformError, *REQUEST_FAILURES) as exc:
             if isinstance(exc, discord.HTTPException):
                 self._refuse(exc, channel_key)
+            error = exc if isinstance(exc, PlatformError) else platform_error(exc)
             if error.status != 403 or origin.is_direct or not origin.user_id.isdigit():
                 raise error from None
             message = await self._send_dm(client, origin, kwargs, file)
@@ -166,7 +173,7 @@ class ChannelMessenger:
         try:
             channel = await client.create_dm(discord.Object(id=int(origin.user_id)))
             return await channel.send(**kwargs)
-        except discord.HTTPException as exc:
+        except REQUEST_FAILURES as exc:
             raise platform_error(exc) from None
 
     async def edit(self, origin: Origin, ref: str, notice: Notice) -> str:
@@ -197,10 +204,11 @@ class ChannelMessenger:
         message = client.get_partial_messageable(channel_id).get_partial_message(message_id)
         try:
             await message.edit(**kwargs)
-        except discord.HTTPException as exc:
-            self._refuse(exc, ref)
-            if exc.status == 404:
-                self._shown.pop(ref, None)
+        except REQUEST_FAILURES as exc:
+            if isinstance(exc, discord.HTTPException):
+                self._refuse(exc, ref)
+                if exc.status == 404:
+                    self._forget(ref)
             raise platform_error(exc, editing=True) from None
         self._remember(ref, rendered)
         return ref

@@ -8,6 +8,8 @@ import discord
 from bot.core import MessageGone, PlatformError
 
 _CHUNK = 64 * 1024
+# What a discord.py call can raise besides our own errors: API refusals, long rate limits, the network.
+REQUEST_FAILURES = (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError)
 
 
 class DownloadTooLarge(Exception):

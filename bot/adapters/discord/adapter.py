@@ -11,17 +11,43 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 
-from bot.core import Action, Attachment, Intent, IntentHandler, Notice, Origin, PlatformError
+from bot.core import Action, Attachment, Intent, IntentHandler, Notice, Origin, PlatformError, detect_locale
 
 from . import _client
 from ._messenger import ChannelMessenger
+from ._transfer import REQUEST_FAILURES
 from .convert import get_locale, interaction_intent, is_allowed
 from .convert import message_intent as convert_message
-from .render import render_notice, render_text
+from .render import Rendered, render_notice, render_text
 
 log = logging.getLogger(__name__)
 
 LOGIN_WAIT = 30.0  # how long send/edit wait for a login in progress (jobs resumed at start-up)
+_BAD_TOKEN = (
+    "Discord rejected the bot token. Copy a fresh one from the Developer Portal "
+    "(Applications → your app → Bot → Reset Token) into the configuration."
+)
+_INTENTS = (
+    "Discord closed the gateway because of the requested intents (4014: disallowed, 4013: invalid): a "
+    "privileged intent is not enabled for this application. Enable it under Developer Portal → your app → Bot "
+    "→ Privileged Gateway Intents."
+)
+
+
+def _startup_error(exc: BaseException) -> DiscordStartupError:
+    """Returns the operator-facing error for a failed start (never quoting the token)."""
+    if isinstance(exc, discord.LoginFailure):
+        return DiscordStartupError(_BAD_TOKEN)
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return DiscordStartupError(_INTENTS)
+    if isinstance(exc, discord.ConnectionClosed):
+        text = {4004: _BAD_TOKEN, 4013: _INTENTS, 4014: _INTENTS}.get(exc.code or 0)
+        return DiscordStartupError(text or f"Discord closed the gateway with code {exc.code}")
+    if isinstance(exc, discord.HTTPException):
+        return DiscordStartupError(f"Discord refused a start-up request ({exc.status})")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return DiscordStartupError(f"Could not reach Discord ({type(exc).__name__}); check the network")
+    return DiscordStartupError(f"The Discord client failed to start ({type(exc).__name__})")
 
 
 @dataclass(frozen=True)
@@ -106,23 +132,10 @@ class DiscordAdapter:
             await client.login(self._settings.token)
             if not self._closing:
                 await client.connect(reconnect=True)
-        except discord.LoginFailure:
-            raise DiscordStartupError(
-                "Discord rejected the bot token (401). Copy a fresh token from the Developer Portal "
-                "(Applications → your app → Bot → Reset Token) into the configuration."
-            ) from None
-        except discord.PrivilegedIntentsRequired:
-            raise DiscordStartupError(
-                "Discord closed the gateway with 4014 (disallowed intents): the bot asked for a privileged "
-                "intent that is not enabled. Enable it under Developer Portal → your app → Bot → Privileged "
-                "Gateway Intents, or remove it from the bot's intents."
-            ) from None
-        except discord.ConnectionClosed as exc:
-            raise DiscordStartupError(
-                f"Discord closed the gateway with code {exc.code}: {exc.reason}"
-            ) from None
-        except discord.HTTPException as exc:
-            raise DiscordStartupError(f"Discord API refused the start-up request: {exc.status}") from None
+        except (discord.DiscordException, aiohttp.ClientError, OSError) as exc:
+            if self._closing:
+                return  # close() during start-up is not a failure
+            raise _startup_error(exc) from None
         finally:
             self._ready.clear()
             self._online.clear()
@@ -165,51 +178,52 @@ class DiscordAdapter:
             log.exception("Intent handler failed for %s", intent.event_keys)
             return False, None
 
-    async def on_app_command(self, interaction: discord.Interaction) -> None:
+    def _answer(self, ok: bool, notice: Notice | None, locale: str, ack_key: str = "") -> Rendered | None:
+        """The direct answer: the handler's notice, an apology if it failed, else the ack (if any)."""
+        if notice is not None:
+            return render_notice(notice, self._texts)
+        if not ok:
+            return render_text(self._texts("discord.failed", locale))
+        return render_text(self._texts(ack_key, locale)) if ack_key else None
+
+    async def _accept(self, interaction: discord.Interaction) -> tuple[Intent | None, str]:
+        """Returns (intent, display locale); the intent is None (and a refusal was sent) outside the allowlist."""
         locale = get_locale(interaction.locale.value) or "en"
         intent = interaction_intent(_client.interaction_payload(interaction))
-        if intent is None:
-            return
-        if not self._allowed(intent.origin, _client.parent_channel_id(interaction.channel)):
+        if intent is not None and not self._allowed(
+            intent.origin, _client.parent_channel_id(interaction.channel)
+        ):
             await interaction.response.send_message(
                 self._texts("discord.not_allowed", locale), ephemeral=True
             )
+            return None, locale
+        return intent, locale
+
+    async def on_app_command(self, interaction: discord.Interaction) -> None:
+        intent, locale = await self._accept(interaction)
+        if intent is None:
             return
         # Acknowledge before anything slow: Discord drops interactions not answered within 3 s.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        ok, notice = await self._dispatch(intent)
-        if notice is not None:
-            answer = render_notice(notice, self._texts)
-        else:
-            answer = render_text(self._texts("discord.ack" if ok else "discord.failed", locale))
+        answer = self._answer(*await self._dispatch(intent), locale, ack_key="discord.ack")
+        assert answer is not None  # with an ack key there is always an answer
         try:
             await interaction.edit_original_response(**answer.edit_kwargs())
-        except discord.HTTPException as exc:
-            log.warning("Could not answer interaction %s: %s", interaction.id, exc.status)
+        except REQUEST_FAILURES as exc:
+            log.warning("Could not answer interaction %s: %r", interaction.id, exc)
 
     async def on_job_button(self, interaction: discord.Interaction, action: Action, job_id: str) -> None:
-        locale = get_locale(interaction.locale.value) or "en"
-        intent = interaction_intent(_client.interaction_payload(interaction))
+        intent, locale = await self._accept(interaction)
         if intent is None:
             return
-        if not self._allowed(intent.origin, _client.parent_channel_id(interaction.channel)):
-            await interaction.response.send_message(
-                self._texts("discord.not_allowed", locale), ephemeral=True
-            )
-            return
         await interaction.response.defer()  # a silent "deferred update": the message stays as it is
-        ok, notice = await self._dispatch(intent)
-        if notice is None and ok:
+        answer = self._answer(*await self._dispatch(intent), locale)
+        if answer is None:
             return
-        answer = (
-            render_notice(notice, self._texts)
-            if notice
-            else render_text(self._texts("discord.failed", locale))
-        )
         try:
             await interaction.followup.send(ephemeral=True, **answer.send_kwargs())
-        except discord.HTTPException as exc:
-            log.warning("Could not answer button %s: %s", interaction.id, exc.status)
+        except REQUEST_FAILURES as exc:
+            log.warning("Could not answer button %s: %r", interaction.id, exc)
 
     async def on_message(self, message: discord.Message) -> None:
         client = self._client
@@ -224,16 +238,13 @@ class DiscordAdapter:
         )
         if intent is None or not self._allowed(intent.origin, _client.parent_channel_id(message.channel)):
             return
-        ok, notice = await self._dispatch(intent)
-        if notice is None and ok:
+        answer = self._answer(*await self._dispatch(intent), detect_locale(intent.text))
+        if answer is None:
             return
-        answer = (
-            render_notice(notice, self._texts) if notice else render_text(self._texts("discord.failed", "en"))
-        )
         try:
             await message.reply(**answer.send_kwargs())
-        except discord.HTTPException as exc:
-            log.warning("Could not reply to message %s: %s", message.id, exc.status)
+        except REQUEST_FAILURES as exc:
+            log.warning("Could not reply to message %s: %r", message.id, exc)
 
     # Messenger (delegated) ------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ class LocaleTranslator(app_commands.Translator):
     ) -> str | None:
         key = string.extras.get("key")
         lang = get_locale(locale.value)
-        if not key or lang is None:
+        if not key or lang != "zh":  # English is the default text itself
             return None
         return self._texts(key, lang)
 

@@ -36,7 +36,7 @@ IMAGE_OPTIONS: Mapping[str, str] = {"image": "first", "last_image": "last"}  # o
 CHOICES: Mapping[str, tuple[str, ...]] = {
     "model": ("ima-pro-fast", "ima-pro"),
     "duration": ("5", "10", "15"),
-    "aspect_ratio": ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "adaptive"),
+    "aspect_ratio": ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9"),
     "resolution": ("480p", "720p", "1080p"),
     "image_role": ("first_frame", "first_last", "reference"),
     "language": ("en", "zh"),

@@ -28,7 +28,9 @@ MAX_VIDEO_BYTES = 30 * 1024 * 1024  # im/v1/files limit
 class Outbox:
     """Sends and edits cards for the adapter once attach() gave it the API and an HTTP session."""
 
-    def __init__(self, settings: FeishuSettings, texts: Callable[..., str], clock: Callable[[], float]) -> None:
+    def __init__(
+        self, settings: FeishuSettings, texts: Callable[..., str], clock: Callable[[], float]
+    ) -> None:
         self._settings, self._texts = settings, texts
         self._gates = PatchGates(clock, min_interval=settings.min_patch_interval, floor=settings.patch_floor)
         self._covers: OrderedDict[str, str] = OrderedDict()

@@ -55,6 +55,7 @@ class WsTransport:
         self._client: ws_client.Client | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._shutdown_task: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -74,7 +75,7 @@ class WsTransport:
         loop = self._loop
         if loop is not None:
             try:
-                loop.call_soon_threadsafe(lambda: loop.create_task(self._shutdown()))
+                loop.call_soon_threadsafe(self._begin_shutdown)
             except RuntimeError:
                 pass  # the loop already closed
         if self._thread is not None:
@@ -106,6 +107,8 @@ class WsTransport:
             if not self._stopping and self._main is not None:
                 self._report(exc)
         finally:
+            if self._shutdown_task is not None:  # let it close the socket before the rest is cancelled
+                loop.run_until_complete(asyncio.gather(self._shutdown_task, return_exceptions=True))
             pending = asyncio.all_tasks(loop)
             for task in pending:
                 task.cancel()
@@ -119,6 +122,10 @@ class WsTransport:
             self._main.call_soon_threadsafe(self._on_failure, exc)  # type: ignore[union-attr]
         except RuntimeError:
             log.warning("feishu long connection failed after the bot loop closed: %s", type(exc).__name__)
+
+    def _begin_shutdown(self) -> None:
+        assert self._loop is not None
+        self._shutdown_task = self._loop.create_task(self._shutdown())
 
     async def _shutdown(self) -> None:
         client = self._client

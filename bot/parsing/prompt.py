@@ -1,0 +1,104 @@
+"""The prompt: the message without its prefix and parameter words, tidied where they were cut out."""
+
+from __future__ import annotations
+
+import re
+
+from .matcher import fold, script
+from .tables import Tables
+
+_KEEP_PUNCT = ",，、;；.。!！?？"
+_TERMINATORS = ".。!！?？"
+_WS = re.compile(r"\s+")
+_EMPTY_BRACKETS = re.compile(r"\(\s*\)|（\s*）|\[\s*\]|【\s*】|「\s*」|『\s*』|“\s*”|《\s*》")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,，、;；.。!！?？:：)）\]】」』”])")
+_LEAD = re.compile(r"\A[\s,，、;；:：.。!！?？\-—–|/~～#＃]+")
+_TRAIL = re.compile(r"[\s,，、;；:：\-—–|/~～#＃]+\Z")
+_CONTENT = re.compile(r"[^\W_]|[\u2600-\u27bf\U0001f000-\U0001faff]")
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        elif e > s:
+            out.append((s, e))
+    return out
+
+
+def _first_punct(region: str) -> str:
+    return next((ch for ch in region if ch in _KEEP_PUNCT), "")
+
+
+def _strip_tail(t: Tables, piece: str) -> tuple[str, str]:
+    """The piece without dangling connectors/punctuation at its end, and the first punctuation cut."""
+    m = t.connectors_tail.search(fold(piece))
+    if m is None:
+        return piece, ""
+    return piece[: m.start()], _first_punct(piece[m.start() :])
+
+
+def _strip_head(t: Tables, piece: str) -> tuple[str, str]:
+    m = t.connectors_head.match(fold(piece))
+    if m is None:
+        return piece, ""
+    return piece[m.end() :], _first_punct(piece[: m.end()])
+
+
+def _joiner(left: str, punct: str, right: str) -> str:
+    if punct:
+        return punct + ("" if not punct.isascii() else " ")
+    if script(left[-1]) == "cjk" and script(right[0]) == "cjk":
+        return ""
+    return " "
+
+
+def _cut(t: Tables, text: str, spans: list[tuple[int, int]]) -> str:
+    """Joins the pieces between removed spans; at each cut the punctuation before it survives."""
+    spans = _merge(spans)
+    if not spans:
+        return text
+    bounds = [0, *(x for s in spans for x in s), len(text)]
+    pieces = [text[bounds[i] : bounds[i + 1]] for i in range(0, len(bounds), 2)]
+    acc, pending = _strip_tail(t, pieces[0])
+    if not acc.strip():
+        acc, pending = "", ""
+    for i, piece in enumerate(pieces[1:], start=1):
+        body, head_punct = _strip_head(t, piece)
+        tail_punct = ""
+        if i < len(pieces) - 1:
+            body, tail_punct = _strip_tail(t, body)
+        if not body.strip():
+            pending = pending or head_punct
+            continue
+        acc = body if not acc else acc + _joiner(acc, pending or head_punct, body) + body
+        pending = tail_punct
+    if acc and pending and pending in _TERMINATORS:
+        acc += pending
+    return acc
+
+
+def _tidy(t: Tables, s: str) -> str:
+    for _ in range(3):
+        before = s
+        s = _WS.sub(" ", s).strip()
+        s = _EMPTY_BRACKETS.sub(" ", s)
+        s = _SPACE_BEFORE_PUNCT.sub(r"\1", s)
+        for rx in t.preambles:
+            m = rx.match(fold(s))
+            if m is not None:
+                s = s[m.end() :]
+        m = t.closers.search(fold(s))
+        if m is not None:
+            s = s[: m.start()]
+        s = _LEAD.sub("", s)
+        s = _TRAIL.sub("", s)
+        if s == before:
+            break
+    return s if _CONTENT.search(s) else ""
+
+
+def build_prompt(t: Tables, text: str, spans: list[tuple[int, int]]) -> str:
+    """Returns the prompt: text minus spans, with dangling connectors, punctuation and boilerplate removed."""
+    return _tidy(t, _cut(t, text, spans))

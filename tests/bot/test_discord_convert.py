@@ -1,0 +1,133 @@
+"""Golden Discord payloads → intents (one loop over tests/data/discord), plus the pure helpers of convert."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.adapters.discord.convert import (
+    CHOICES,
+    custom_id,
+    get_attachment,
+    get_locale,
+    interaction_intent,
+    is_allowed,
+    message_intent,
+    parse_custom_id,
+    strip_bot_mention,
+)
+from bot.core import Action, Origin
+
+GOLDEN = sorted((Path(__file__).parents[1] / "data" / "discord").glob("*.json"))
+
+
+def _as_dict(intent: Any) -> dict[str, Any] | None:
+    if intent is None:
+        return None
+    out = {"intent": type(intent).__name__, **dataclasses.asdict(intent)}
+    return json.loads(json.dumps(out))  # tuples → lists, StrEnums → strings, like the JSON side
+
+
+def test_there_are_golden_payloads_of_every_kind() -> None:
+    kinds = {json.loads(p.read_text(encoding="utf-8"))["kind"] for p in GOLDEN}
+    assert len(GOLDEN) >= 15 and kinds == {"interaction", "message"}
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
+def test_golden_payload_becomes_the_expected_intent(path: Path) -> None:
+    case = json.loads(path.read_text(encoding="utf-8"))
+    if case["kind"] == "interaction":
+        intent = interaction_intent(case["payload"])
+    else:
+        intent = message_intent(
+            case["payload"], bot_id=case["bot_id"], upload_limit=case.get("upload_limit", 10485760)
+        )
+    assert _as_dict(intent) == case["expected"], case["description"]
+
+
+def test_no_golden_intent_carries_the_interaction_token() -> None:
+    for path in GOLDEN:
+        case = json.loads(path.read_text(encoding="utf-8"))
+        token = case["payload"].get("token")
+        if token and case["expected"]:
+            assert token not in json.dumps(case["expected"]), path.stem
+
+
+@pytest.mark.parametrize(
+    ("discord_locale", "expected"),
+    [
+        ("zh-CN", "zh"),
+        ("zh-TW", "zh"),
+        ("en-US", "en"),
+        ("en-GB", "en"),
+        ("ja", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_locale_mapping(discord_locale: str | None, expected: str | None) -> None:
+    assert get_locale(discord_locale) == expected
+
+
+def test_custom_id_round_trip_and_limits() -> None:
+    value = custom_id(Action.OTHER_MODEL, "j_7f3a9c")
+    assert value == "imabot:other_model:j_7f3a9c"
+    assert parse_custom_id(value) == (Action.OTHER_MODEL, "j_7f3a9c")
+    assert len(custom_id(Action.CANCEL, "x" * 80)) <= 100  # Discord's custom_id limit
+    for bad in ("x" * 81, "a b", "", "j:1"):
+        with pytest.raises(ValueError):
+            custom_id(Action.RETRY, bad)
+    for foreign in ("imabot:delete:j1", "imabot:retry:", "video:retry:j1", "imabot:retry:j1:extra"):
+        assert parse_custom_id(foreign) is None
+
+
+def test_strip_bot_mention_keeps_other_mentions_and_lines() -> None:
+    text = "<@42>  make   it <@!42> dance with <@7>\n  second line  "
+    assert strip_bot_mention(text, "42") == "make it dance with <@7>\nsecond line"
+    assert strip_bot_mention("<@420> hi", "42") == "<@420> hi"
+
+
+def test_attachment_content_type_is_declared_or_guessed_from_an_image_extension() -> None:
+    assert get_attachment({"url": "u", "filename": "a.GIF", "size": 3}).content_type == "image/gif"
+    assert get_attachment({"url": "u", "filename": "a.txt"}).content_type == ""
+    declared = get_attachment({"url": "u", "filename": "a.png", "content_type": "Image/PNG; charset=x"})
+    assert declared.content_type == "image/png" and declared.size is None
+
+
+@pytest.mark.parametrize(
+    ("origin", "guilds", "channels", "parent", "allow_dm", "allowed"),
+    [
+        (Origin("discord", "c1", "u", guild_id="g1"), set(), set(), "", True, True),
+        (Origin("discord", "c1", "u", guild_id="g1"), {"g1"}, set(), "", True, True),
+        (Origin("discord", "c1", "u", guild_id="g2"), {"g1"}, set(), "", True, False),
+        (Origin("discord", "c1", "u", guild_id="g1"), {"g1"}, {"c2"}, "", True, False),
+        (Origin("discord", "t9", "u", guild_id="g1"), set(), {"c2"}, "c2", True, True),  # thread of c2
+        (Origin("discord", "d1", "u", is_direct=True), {"g1"}, {"c2"}, "", True, True),
+        (Origin("discord", "d1", "u", is_direct=True), set(), set(), "", False, False),
+    ],
+)
+def test_allowlist(
+    origin: Origin, guilds: set[str], channels: set[str], parent: str, allow_dm: bool, allowed: bool
+) -> None:
+    assert (
+        is_allowed(
+            origin,
+            guild_allowlist=guilds,
+            channel_allowlist=channels,
+            parent_channel_id=parent,
+            allow_direct=allow_dm,
+        )
+        is allowed
+    )
+
+
+@pytest.mark.parametrize("field", ["model", "duration", "aspect_ratio", "resolution", "image_role"])
+def test_every_slash_choice_is_understood_by_the_parser(field: str) -> None:
+    from bot.parsing.parser import parse
+
+    for value in CHOICES[field]:
+        assert parse("a cat", 1, options={field: value}).notes == (), (field, value)
