@@ -20,6 +20,7 @@ from bot.core import (
 from bot.jobs import notices
 from bot.jobs.model import Job, JobSpec, JobState
 from bot.jobs.runner import JobRunner
+from bot.jobs.scheduler import budget_day_start
 from bot.jobs.store import JobStore, UserPrefs
 from bot.jobs.texts import Texts
 from bot.parsing import parse
@@ -164,8 +165,7 @@ class Dispatcher:
             return notices.error(self.texts, locale, "input.too_many_jobs", count=len(pending))
         limit = self.settings.daily_credit_budget
         if limit:
-            now = self._clock()
-            spent = await self.store.credits_spent(key, since=now - now % 86400)
+            spent = await self.store.credits_spent(key, since=budget_day_start(self._clock()))
             if spent >= limit:
                 return notices.error(self.texts, locale, "input.budget_exceeded", spent=spent, limit=limit)
         return None

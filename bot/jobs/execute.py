@@ -10,8 +10,9 @@ from bot.core import AttachmentRejected
 from ima.errors import CreateOutcomeUnknown, ImaError, TaskFailed, TaskTimeout
 from ima.models import ResolvedTask, TaskState
 
-from . import notices
+from . import finals, notices
 from .model import Job, JobState
+from .params import overrides
 from .progress import Cadence, Estimate
 
 if TYPE_CHECKING:
@@ -71,8 +72,6 @@ async def _prepare_and_create(runner: JobRunner, job: Job) -> Job | None:
     job = await runner.delivery.show(
         job, notices.stage(runner.texts, job, "progress.creating"), stage="creating"
     )
-    from .runner import overrides
-
     runner.mark_creating(job.id, True)
     try:
         created = await runner.client.create_task(
@@ -162,7 +161,7 @@ async def _succeed(runner: JobRunner, job: Job, url: str, cover: str) -> None:
     # The store writes the credit ledger in the same transaction: only successful jobs count.
     job = await runner.transition(job, JobState.SUCCEEDED, finished_at=now, result_url=url, cover_url=cover)
     elapsed = now - (job.started_at or now)
-    await runner.deliver_final(job, notices.success(runner.texts, job, elapsed=elapsed))
+    await runner.deliver_final(job, finals.success(runner.texts, job, elapsed=elapsed))
 
 
 def describe(job: Job) -> dict[str, Any]:

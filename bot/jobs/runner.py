@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core import Messenger
@@ -15,11 +15,12 @@ from ima import ImaClient
 from ima.errors import ImaError
 from ima.models import ModelId, ResolvedTask
 
-from . import notices
+from . import finals, notices
 from .delivery import Delivery
 from .model import Job, JobState
+from .params import effective_spec, overrides
 from .progress import CADENCE_S, Estimate, estimate
-from .scheduler import Scheduler
+from .scheduler import Scheduler, budget_allows, budget_day_start
 from .store import JobStore
 from .texts import Texts
 
@@ -61,6 +62,8 @@ class JobRunner:
         self._admitted: dict[str, asyncio.Event] = {}
         self._cancel_requested: set[str] = set()
         self._creating: set[str] = set()
+        self._stored_creating: set[str] = set()  # jobs whose stored state is CREATING (see close)
+        self._left_creating = asyncio.Event()  # set whenever one of them leaves CREATING
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
         self.listeners: list[Callable[[Job], None]] = []  # metrics hooks, called on every state change
@@ -82,13 +85,29 @@ class JobRunner:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        creating = [self._tasks[f"run:{j}"] for j in self._creating if f"run:{j}" in self._tasks]
-        if creating:
-            await asyncio.wait(creating, timeout=self.settings.shutdown_grace)
+        await self._settle_creates()
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _settle_creates(self) -> None:
+        """Waits (up to shutdown_grace) until every job stored as CREATING has stored what its create
+        gave (RUNNING with the task id, or a failure), so a restart watches it instead of reporting it
+        uncertain. Only that: jobs past their create are cancelled right after, and resume later."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_grace
+        while True:
+            pending = [t for j in self._stored_creating if (t := self._tasks.get(f"run:{j}")) is not None]
+            if not pending or loop.time() >= deadline:
+                return
+            self._left_creating.clear()
+            left = asyncio.ensure_future(self._left_creating.wait())
+            try:
+                await asyncio.wait([left, *pending], timeout=deadline - loop.time(),
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            finally:
+                left.cancel()
 
     @property
     def closing(self) -> bool:
@@ -121,6 +140,11 @@ class JobRunner:
 
     async def transition(self, job: Job, state: JobState, **fields: Any) -> Job:
         job = await self.store.transition(job.id, state, **fields)
+        if job.state is JobState.CREATING:
+            self._stored_creating.add(job.id)
+        elif job.id in self._stored_creating:
+            self._stored_creating.discard(job.id)
+            self._left_creating.set()
         self.notify(job)
         return job
 
@@ -144,9 +168,17 @@ class JobRunner:
     async def _admit(self, job: Job, admitted: asyncio.Event) -> None:
         try:
             resolved, est = await self.preview(job)
+            limit = self.settings.daily_credit_budget
+            if limit:
+                now = self._clock()
+                spent = await self.store.credits_spent(job.user_key, since=budget_day_start(now))
+                if not budget_allows(spent, resolved.credit, limit):
+                    self.scheduler.remove(job.id)
+                    await self.fail(job, "budget_exceeded", spent=spent, limit=limit, credit=resolved.credit)
+                    return
             job = await self.store.update_job(
                 job.id,
-                spec=_effective_spec(job, resolved),
+                spec=effective_spec(job, resolved),
                 credit=resolved.credit,
                 extra={**job.extra, "estimate": [est.low, est.high]},
             )
@@ -166,7 +198,7 @@ class JobRunner:
         spec = job.spec
         product = await self.client.fetch_product(spec.task_type, spec.model_id)
         resolved = self.client.resolve(product, spec.task_type, overrides(spec))
-        eff = _effective_spec(job, resolved)  # history is kept under the values IMA really used
+        eff = effective_spec(job, resolved)  # history is kept under the values IMA really used
         history = await self.store.finished_durations(spec.model_id, eff.duration, eff.resolution)
         return resolved, estimate(spec.model_id, history, min_samples=self.settings.history_min_samples)
 
@@ -218,7 +250,7 @@ class JobRunner:
 
     async def finish_cancelled(self, job: Job, *, was_running: bool) -> Job:
         job = await self.transition(job, JobState.CANCELLED, finished_at=self._clock())
-        await self.deliver_final(job, notices.cancelled(self.texts, job, was_running=was_running))
+        await self.deliver_final(job, finals.cancelled(self.texts, job, was_running=was_running))
         return job
 
     async def fail(
@@ -245,7 +277,7 @@ class JobRunner:
         return job
 
     def final_notice(self, job: Job) -> Any:
-        return notices.final_for(self.texts, job, max_wait=self.settings.max_wait)
+        return finals.final_for(self.texts, job, max_wait=self.settings.max_wait)
 
     async def deliver_final(self, job: Job, notice: Any) -> Job:
         """Posts the final message once (the state is already stored; result_ref marks it delivered)."""
@@ -263,37 +295,3 @@ class JobRunner:
             job = await self.store.update_job(job.id, result_ref=ref)
             self.notify(job)
         return job
-
-
-def overrides(spec: Any) -> dict[str, Any]:
-    """The user's settings as IMA parameter overrides (only what was said or preferred)."""
-    out: dict[str, Any] = {}
-    if spec.duration:
-        out["duration"] = spec.duration
-    if spec.aspect_ratio:
-        out["aspect_ratio"] = spec.aspect_ratio
-    if spec.resolution:
-        out["resolution"] = spec.resolution
-    return out
-
-
-def _effective_spec(job: Job, resolved: ResolvedTask) -> Any:
-    """The spec with the values IMA will really use, so every later message echoes the truth."""
-    p = resolved.params
-    return replace(
-        job.spec,
-        duration=_int(p.get("duration")) or job.spec.duration,
-        aspect_ratio=_str(p.get("aspect_ratio")) or job.spec.aspect_ratio,
-        resolution=(_str(p.get("resolution")) or job.spec.resolution or "").upper() or None,
-    )
-
-
-def _int(v: Any) -> int | None:
-    try:
-        return int(str(v).strip().rstrip("sS")) if v not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _str(v: Any) -> str | None:
-    return str(v) if v not in (None, "") else None

@@ -13,7 +13,8 @@ _WS = re.compile(r"\s+")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|（\s*）|\[\s*\]|【\s*】|「\s*」|『\s*』|“\s*”|《\s*》")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,，、;；.。!！?？:：)）\]】」』”])")
 _LEAD = re.compile(r"\A[\s,，、;；:：.。!！?？\-—–|/~～#＃]+")
-_TRAIL = re.compile(r"[\s,，、;；:：\-—–|/~～#＃]+\Z")
+# A trailing "?" belongs to the request ("can you make …?"), not to what the video shows.
+_TRAIL = re.compile(r"[\s,，、;；:：\-—–|/~～#＃?？]+\Z")
 _CONTENT = re.compile(r"[^\W_]|[\u2600-\u27bf\U0001f000-\U0001faff]")
 
 
@@ -28,7 +29,9 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _first_punct(region: str) -> str:
-    return next((ch for ch in region if ch in _KEEP_PUNCT), "")
+    """The first run of punctuation worth keeping in a cut region ("，" of "，并且", "！！")."""
+    m = re.search(f"[{_KEEP_PUNCT}]+", region)
+    return m.group(0) if m else ""
 
 
 def _strip_tail(t: Tables, piece: str) -> tuple[str, str]:
@@ -74,7 +77,7 @@ def _cut(t: Tables, text: str, spans: list[tuple[int, int]]) -> str:
             continue
         acc = body if not acc else acc + _joiner(acc, pending or head_punct, body) + body
         pending = tail_punct
-    if acc and pending and pending in _TERMINATORS:
+    if acc and pending and pending[0] in _TERMINATORS:
         acc += pending
     return acc
 

@@ -177,3 +177,22 @@ async def test_first_last_frame_job_uploads_both_images(tmp_path: Path) -> None:
 async def _state(p, job_id: str, state: JobState):  # type: ignore[no-untyped-def]
     job = await p.store.get_job(job_id)
     return job if job is not None and job.state is state else None
+
+
+async def test_daily_budget_refuses_a_job_that_would_pass_it_and_counts_only_successes(tmp_path: Path) -> None:
+    async with pipeline(tmp_path) as p:
+        first = await p.submit(p.job("first clip", duration=5, resolution="720P"))
+        done = await p.wait_finished(first.id)
+        cost = done.credit
+        assert cost and await p.store.credits_spent(first.user_key, since=0) == cost
+        # A failed job is not charged, so it does not eat the budget.
+        p.emulator.faults.add("media_failed")
+        failed = await p.submit(p.job("failing clip", duration=5, resolution="720P"))
+        assert (await p.wait_finished(failed.id)).state is JobState.FAILED
+        assert await p.store.credits_spent(first.user_key, since=0) == cost
+        p.runner.settings = replace(p.runner.settings, daily_credit_budget=cost + cost // 2)
+        refused = await p.submit(p.job("second clip", duration=5, resolution="720P"))
+        done2 = await p.wait_finished(refused.id)
+        assert done2.state is JobState.FAILED and done2.error_key == "budget_exceeded"
+        assert "more than is left of your daily budget" in "".join(p.console._out.text)
+        assert len(p.emulator.tasks) == 2  # the refused job never reached IMA

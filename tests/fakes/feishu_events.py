@@ -10,7 +10,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,6 +222,7 @@ class LongConnection:
         self._pending: dict[str, tuple[asyncio.Future[Ack], float]] = {}
         self._connected: asyncio.Event | None = None
         self._seq = itertools.count(1)
+        self.on_change: Callable[[], None] = lambda: None  # called when a client connects or leaves
 
     def mount(self, app: web.Application) -> None:
         app.router.add_post("/callback/ws/endpoint", self._endpoint)
@@ -257,6 +258,7 @@ class LongConnection:
         self._sockets.add(ws)
         self.connects += 1
         self._event().set()
+        self.on_change()
         try:
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.BINARY:
@@ -265,6 +267,7 @@ class LongConnection:
             self._sockets.discard(ws)
             if not self._sockets:
                 self._event().clear()
+            self.on_change()
         return ws
 
     async def _on_frame(self, ws: web.WebSocketResponse, data: bytes) -> None:
@@ -331,6 +334,10 @@ class LongConnection:
         """Closes every client socket (the SDK then re-bootstraps and reconnects)."""
         for ws in list(self._sockets):
             await ws.close()
+
+    @property
+    def connected_clients(self) -> int:
+        return len(self._sockets)
 
     async def close(self) -> None:
         await self.drop()

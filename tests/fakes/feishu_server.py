@@ -67,6 +67,7 @@ class _Fault:
     body: dict[str, Any]
     headers: dict[str, str]
     times: int
+    after: bool = False  # True: the request is carried out, only its answer is replaced (a lost reply)
 
 
 def _err(status: int, code: int, msg: str, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -102,6 +103,7 @@ class FakeFeishu:
         )
         self.token_ttl, self.patch_limit, self.patch_window = token_ttl, patch_limit, patch_window
         self.ws = LongConnection(app_id=app_id, app_secret=app_secret)
+        self.ws.on_change = self._notify
         self.calls: list[Call] = []
         self.messages: dict[str, Message] = {}
         self.resources: dict[tuple[str, str], tuple[bytes, str]] = {}
@@ -237,11 +239,15 @@ class FakeFeishu:
         body: dict[str, Any],
         headers: Mapping[str, str] | None = None,
         times: int = 1,
+        after: bool = False,
     ) -> None:
-        """The next `times` requests matching method and the path regex get this answer instead."""
+        """The next `times` requests matching method and the path regex get this answer instead.
+
+        after=True carries the request out first and only replaces its answer (the reply got lost).
+        """
         with self._lock:
             self._faults.append(
-                _Fault(method.upper(), re.compile(path_pattern), status, body, dict(headers or {}), times)
+                _Fault(method.upper(), re.compile(path_pattern), status, body, dict(headers or {}), times, after)
             )
 
     def rate_limit_next(
@@ -287,6 +293,11 @@ class FakeFeishu:
         future = asyncio.run_coroutine_threadsafe(self.ws.push(payload, within=within), self._loop)
         return await asyncio.wrap_future(future)
 
+    async def drop_ws(self) -> None:
+        """Closes the long connection's client sockets from the server side (the SDK reconnects)."""
+        assert self._loop is not None
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.ws.drop(), self._loop))
+
     async def wait_ws_connected(self, within: float = 5.0) -> None:
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(self.ws.wait_connected(within), self._loop)
@@ -319,7 +330,9 @@ class FakeFeishu:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         body = await self._body(request)
-        response = self._fault(request) or self._auth(request) or await handler(request)
+        response = self._fault(request, after=False) or self._auth(request) or await handler(request)
+        if response.status < 300:
+            response = self._fault(request, after=True) or response
         code = None
         if (
             isinstance(response, web.Response)
@@ -338,11 +351,14 @@ class FakeFeishu:
                 time.monotonic(),
             )
         )
+        self._notify()
+        return response
+
+    def _notify(self) -> None:
         with self._lock:
             waiters = list(self._waiters)
         for poke in waiters:
             poke()
-        return response
 
     async def _body(self, request: web.Request) -> Any:
         if request.path.startswith("/ws") or request.method == "GET":
@@ -365,10 +381,10 @@ class FakeFeishu:
         except ValueError:
             return raw
 
-    def _fault(self, request: web.Request) -> web.Response | None:
+    def _fault(self, request: web.Request, *, after: bool) -> web.Response | None:
         with self._lock:
             for fault in self._faults:
-                if fault.method in ("", request.method) and fault.path_re.search(request.path):
+                if fault.after is after and fault.method in ("", request.method) and fault.path_re.search(request.path):
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
