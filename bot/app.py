@@ -115,7 +115,7 @@ class App:
     async def start(self) -> None:
         c = self.config
         self.session = aiohttp.ClientSession(trace_configs=[self.metrics.ima_trace_config()])
-        self.store = await JobStore.open(c.store.path)
+        self.store = await JobStore.open(c.store.path, clock=self._clock)
         self.client = ImaClient(
             self.session,
             c.ima.api_key,

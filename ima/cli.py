@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         log.warning("interrupted")
         console.info("interrupted")
         return exit_code_for(exc)
+    except BrokenPipeError:
+        # The reader went away (`ima products | head`): stop quietly, as shell tools do.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # keeps the interpreter's final flush quiet
+        return 0
     except Exception as exc:
         log.exception("unexpected error")
         return console.fail(exc, log_dir=log_dir)

@@ -149,6 +149,12 @@ class DiscordAdapter:
         client = self._client
         if client is not None and not client.is_closed():
             await client.close()
+        if client is not None:
+            # Client.close() leaves discord.py's ready-delay task behind; it would later dispatch on_ready
+            # through the closed client and crash. Cancel it, as process exit would.
+            ready = getattr(getattr(client, "_connection", None), "_ready_task", None)
+            if ready is not None and not ready.done():
+                ready.cancel()
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
