@@ -59,3 +59,13 @@ def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
     socket.getaddrinfo = _guarded_getaddrinfo
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """lark-oapi makes an event loop at import and never closes it; close it so no ResourceWarning leaks."""
+    import sys
+
+    ws_client = sys.modules.get("lark_oapi.ws.client")
+    loop = getattr(ws_client, "loop", None)
+    if loop is not None and not loop.is_running() and not loop.is_closed():
+        loop.close()

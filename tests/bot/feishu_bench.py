@@ -121,7 +121,11 @@ class Bench:
 
 @contextlib.asynccontextmanager
 async def running(
-    fake: FakeFeishu, standin: StandIn | None = None, *, clock: Callable[[], float] | None = None, **overrides: Any
+    fake: FakeFeishu,
+    standin: StandIn | None = None,
+    *,
+    clock: Callable[[], float] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Bench]:
     """Runs a FeishuAdapter against fake (ws by default; transport="webhook" also serves the route)."""
     standin = standin or StandIn()

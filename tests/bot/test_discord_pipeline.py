@@ -360,3 +360,27 @@ async def test_a_non_image_attachment_gets_a_clear_reply_and_no_job(rig: Rig) ->
     assert reply["components"] == []
     assert emu.tasks == {} and len(emu.requests) == 0
     assert not [c for c in fake.cdn_log if c[1].endswith("brief.pdf")]  # refused before any download
+
+
+# -- a deleted progress message ------------------------------------------------------------------
+
+
+async def test_a_deleted_progress_message_is_replaced_not_retried(rig: Rig) -> None:
+    fake, clock = rig.fake, rig.clock
+    async with rig.app() as app:
+        clock.hold()  # the job parks between two polls, right after its first progress edit
+        await fake.send_message("a lantern floating up at night", mention_bot=True)
+        await clock.wait_parked()
+        (progress,) = rig.bot_messages(fake.channel_id)
+        fake.delete_message(progress["id"])  # someone deleted the bot's progress message
+        clock.release()
+        (job,) = await rig.jobs(app)
+
+    assert job.state is JobState.SUCCEEDED
+    gone = rig.edits(progress["id"])
+    assert [e.status for e in gone].count(404) == 1  # one refused edit, never a retry loop
+    assert job.notice_ref.split(":")[1] != progress["id"]  # the job now points at its new message
+    replacement = rig.message(job.notice_ref)
+    assert replacement["id"] != progress["id"]
+    final = rig.message(job.result_ref)
+    _assert_success_message(rig, final, job, other=PRO)

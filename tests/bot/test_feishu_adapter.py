@@ -49,7 +49,13 @@ async def test_group_mention_gets_one_reply_card_patched_to_the_final_state(fake
     assert card.parent_id == user_message  # a reply to the user's message
     assert len(card.patches) == 3  # two progress steps, then the final state
     assert card.card["header"]["template"] == "green" and "All set" in card_texts(card.card)
-    actions = [b["value"] for el in card.card["elements"] if el["tag"] == "action" for b in el["actions"] if "value" in b]
+    actions = [
+        b["value"]
+        for el in card.card["elements"]
+        if el["tag"] == "action"
+        for b in el["actions"]
+        if "value" in b
+    ]
     assert actions == [{"action": "retry", "job_id": "job1"}, {"action": "other_model", "job_id": "job1"}]
     (ping,) = fake.bot_messages("text")  # a patch notifies nobody: the finished job pings its user
     assert json.loads(ping.content)["text"].startswith('<at user_id="ou_user0001"></at>')
@@ -80,7 +86,9 @@ async def test_p2p_image_is_downloaded_through_the_message_resource_api(fake: Fa
     assert intent.attachments[0].handle == f"{message_id}/img_v3_abc" and intent.origin.is_direct
     assert standin.images == [PNG]
     (get,) = fake.calls_to("GET", "/resources/")
-    assert get.path.endswith(f"/messages/{message_id}/resources/img_v3_abc") and get.query == {"type": "image"}
+    assert get.path.endswith(f"/messages/{message_id}/resources/img_v3_abc") and get.query == {
+        "type": "image"
+    }
 
 
 @pytest.mark.parametrize("locale", ["", "zh_cn"])
@@ -91,7 +99,9 @@ async def test_p2p_post_with_text_and_images(fake: FakeFeishu, locale: str) -> N
         [{"tag": "img", "image_key": "img_a"}, {"tag": "img", "image_key": "img_b"}],
     ]
     async with running(fake, standin):
-        event = fake.register(post_event(paragraphs, title="Dusk", locale=locale), images={"img_a": PNG, "img_b": JPEG})
+        event = fake.register(
+            post_event(paragraphs, title="Dusk", locale=locale), images={"img_a": PNG, "img_b": JPEG}
+        )
         await fake.push_event(event)
         await standin.wait_intents(1)
         await standin.finish_jobs()
@@ -135,13 +145,18 @@ async def test_card_click_over_ws_becomes_an_action_and_gets_a_toast(fake: FakeF
     (intent,) = standin.actions()
     assert (intent.job_id, intent.action) == ("job9", Action.OTHER_MODEL)
     assert intent.origin.message_id == "om_card1" and intent.origin.user_id == "ou_user0001"
-    assert ack.data["toast"]["i18n"] == {"zh_cn": TEXTS("feishu.toast", "zh"), "en_us": TEXTS("feishu.toast", "en")}
+    assert ack.data["toast"]["i18n"] == {
+        "zh_cn": TEXTS("feishu.toast", "zh"),
+        "en_us": TEXTS("feishu.toast", "en"),
+    }
 
 
 async def test_an_unreadable_dm_gets_a_hint_and_no_intent(fake: FakeFeishu) -> None:
     standin = StandIn()
     async with running(fake, standin):
-        await fake.push_event(message_event("audio", {"file_key": "f"}, chat_type="p2p", chat_id="oc_p2p0001"))
+        await fake.push_event(
+            message_event("audio", {"file_key": "f"}, chat_type="p2p", chat_id="oc_p2p0001")
+        )
         await fake.wait_until(lambda: bool(fake.bot_messages()))
     assert standin.intents == []
     (hint,) = fake.bot_messages("interactive")
@@ -178,11 +193,30 @@ async def test_close_stops_the_ws_thread_and_socket(fake: FakeFeishu) -> None:
     await fake.wait_until(lambda: fake.ws.connected_clients == 0)
 
 
+async def test_close_right_after_start_is_clean(fake: FakeFeishu) -> None:
+    for _ in range(3):  # whatever stage the long connection reached, close() ends it without leaks
+        adapter = FeishuAdapter(settings_for(fake), texts=TEXTS)
+        run = asyncio.create_task(adapter.run(StandIn()))
+        await adapter.wait_started()
+        await adapter.close()
+        await asyncio.wait_for(run, 5)
+        assert not adapter.connected
+    await fake.wait_until(lambda: fake.ws.connected_clients == 0)
+
+
 async def test_bad_credentials_fail_run_fast(fake: FakeFeishu) -> None:
     adapter = FeishuAdapter(settings_for(fake, app_secret="wrong"), texts=TEXTS)
     with pytest.raises(PlatformError) as err:
         await asyncio.wait_for(adapter.run(StandIn()), 5)
     assert err.value.code == 10014 and "wrong" not in str(err.value)
+
+
+async def test_a_long_connection_refused_at_bootstrap_ends_run_with_an_error(fake: FakeFeishu) -> None:
+    fake.ws.app_secret = "rotated"  # the Open API still accepts the app, the ws endpoint does not
+    adapter = FeishuAdapter(settings_for(fake), texts=TEXTS)
+    with pytest.raises(PlatformError, match="long connection"):
+        await asyncio.wait_for(adapter.run(StandIn()), 5)
+    assert fake.ws.endpoint_calls == 1 and not adapter.connected
 
 
 def test_settings_hide_secrets_and_check_the_transport() -> None:
@@ -239,7 +273,9 @@ async def test_webhook_rejects_forgeries(fake: FakeFeishu, how: dict, status: in
 async def test_webhook_rejects_an_undecryptable_body(fake: FakeFeishu) -> None:
     async with running(fake, transport="webhook") as bench:
         assert bench.poster is not None
-        reply = await bench.poster.post({"encrypt": "bm90IHJlYWxseSBlbmNyeXB0ZWQ="}, encrypted=False, sign=False)
+        reply = await bench.poster.post(
+            {"encrypt": "bm90IHJlYWxseSBlbmNyeXB0ZWQ="}, encrypted=False, sign=False
+        )
     assert reply.status == 400
 
 

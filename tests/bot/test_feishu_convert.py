@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.feishu.convert import Context, Unsupported, make_handle, sniff_image, split_handle, to_intent
+from bot.adapters.feishu.convert import (
+    Context,
+    Unsupported,
+    make_handle,
+    sniff_image,
+    split_handle,
+    to_intent,
+)
 from bot.core import ActionIntent, CommandIntent, GenerationIntent
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "feishu"
@@ -63,7 +70,9 @@ def test_redelivered_event_yields_identical_event_keys() -> None:
     first, second = to_intent(case["payload"], ctx), to_intent(json.loads(json.dumps(case["payload"])), ctx)
     assert first is not None and second is not None
     assert first.event_keys == second.event_keys
-    assert first.event_keys[0].startswith("feishu:event:") and first.event_keys[1].startswith("feishu:message:")
+    assert first.event_keys[0].startswith("feishu:event:") and first.event_keys[1].startswith(
+        "feishu:message:"
+    )
 
 
 def test_handles_round_trip_and_reject_garbage() -> None:

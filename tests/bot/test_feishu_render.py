@@ -36,7 +36,9 @@ def test_every_card_is_shared_so_it_can_be_patched(kind: NoticeKind) -> None:
 
 
 def test_progress_card_shows_bar_and_percent() -> None:
-    card = render.render_card(Notice(NoticeKind.PROGRESS, "Generating", progress=40, job_id="j1"), labels("en"))
+    card = render.render_card(
+        Notice(NoticeKind.PROGRESS, "Generating", progress=40, job_id="j1"), labels("en")
+    )
     texts = [el["text"]["content"] for el in card["elements"] if el["tag"] == "div"]
     assert "▰▰▰▰▱▱▱▱▱▱ 40%" in texts
     assert card["header"]["template"] == "wathet"
@@ -48,7 +50,10 @@ def test_success_card_has_play_link_cover_and_action_buttons() -> None:
         NoticeKind.SUCCESS,
         "Your video is ready",
         ("Ima Sevio 1.0 · 5s",),
-        buttons=(Button("Retry", Action.RETRY, "j7"), Button("", Action.OTHER_MODEL, "j7", style=ButtonStyle.PRIMARY)),
+        buttons=(
+            Button("Retry", Action.RETRY, "j7"),
+            Button("", Action.OTHER_MODEL, "j7", style=ButtonStyle.PRIMARY),
+        ),
         video_url="https://cdn.example/v.mp4",
         job_id="j7",
         locale="zh",
@@ -65,12 +70,17 @@ def test_success_card_has_play_link_cover_and_action_buttons() -> None:
     assert play["type"] == "primary"
     assert retry["value"] == {"action": "retry", "job_id": "j7"} and retry["text"]["content"] == "Retry"
     # An empty label falls back to the locale's text.
-    assert other["value"] == {"action": "other_model", "job_id": "j7"} and other["text"]["content"] == "换个模型试试"
+    assert (
+        other["value"] == {"action": "other_model", "job_id": "j7"}
+        and other["text"]["content"] == "换个模型试试"
+    )
 
 
 def test_link_button_given_by_the_notice_is_not_doubled() -> None:
     url = "https://cdn.example/v.mp4"
-    notice = Notice(NoticeKind.SUCCESS, "ok", video_url=url, buttons=(Button("Open", url=url, style=ButtonStyle.LINK),))
+    notice = Notice(
+        NoticeKind.SUCCESS, "ok", video_url=url, buttons=(Button("Open", url=url, style=ButtonStyle.LINK),)
+    )
     assert [b.get("url") for b in buttons_of(render.render_card(notice, labels("en")))] == [url]
 
 
@@ -80,7 +90,9 @@ def test_header_falls_back_to_locale_when_title_empty() -> None:
 
 
 def test_mention_id_cannot_inject_markup() -> None:
-    card = render.render_card(Notice(NoticeKind.SUCCESS, "x", mention_user_id="ou_1></at>**x**"), labels("en"))
+    card = render.render_card(
+        Notice(NoticeKind.SUCCESS, "x", mention_user_id="ou_1></at>**x**"), labels("en")
+    )
     assert card["elements"][0]["text"]["content"] == "<at id=ou_1atx></at>"
 
 

@@ -240,7 +240,8 @@ class LongConnection:
         self.endpoint_calls += 1
         body = await request.json()
         if body.get("AppID") != self.app_id or body.get("AppSecret") != self.app_secret:
-            return web.json_response({"code": 1000040343, "msg": "app credentials invalid"})
+            # Any code but "busy"/"internal" makes the SDK give up instead of reconnecting forever.
+            return web.json_response({"code": 403, "msg": "app credentials invalid"})
         host = request.host
         url = f"ws://{host}/ws?device_id=dev{self.endpoint_calls}&service_id=7"
         return web.json_response(

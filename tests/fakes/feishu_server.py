@@ -1,8 +1,4 @@
-"""A fake Feishu Open API subset plus the long connection, served from its own thread and event loop.
-
-Its own thread because lark-oapi's ws bootstrap (and its sync token fetch) are blocking `requests`
-calls: a fake on the caller's loop would deadlock. Tests drive it with the methods under "driver".
-"""
+"""A fake Feishu Open API subset plus the long connection, served from its own thread and event loop."""
 
 from __future__ import annotations
 
@@ -26,6 +22,7 @@ MAX_IMAGE = 10 * 1024 * 1024
 MAX_FILE = 30 * 1024 * 1024
 MAX_CARD = 30 * 1024
 FOURTEEN_DAYS = 14 * 24 * 3600
+FIELDS = web.RequestKey("fields", dict)  # parsed multipart fields, for the upload handlers
 
 
 @dataclass(frozen=True)
@@ -77,10 +74,14 @@ def _err(status: int, code: int, msg: str, headers: Mapping[str, str] | None = N
 
 
 class FakeFeishu:
-    """Knobs: token_ttl (s), patch_limit per patch_window (s) per message (Feishu: 5 per 1 s).
+    """Runs in its own thread and loop: lark-oapi's ws bootstrap (and its sync token fetch) are blocking
+    `requests` calls, so a fake on the caller's loop would deadlock.
+
+    Knobs: token_ttl (s), patch_limit per patch_window (s) per message (Feishu: 5 per 1 s), clock
+    (for that window).
 
     Driver: register, add_resource, add_cdn, invalidate_tokens, rate_limit_next, fail_next, recall,
-    delete, age, push_event, wait_ws_connected, wait_until; state: calls, messages, images, files,
+    delete, age, push_event, drop_ws, wait_ws_connected, wait_until; state: calls, messages, images, files,
     token_fetches, ws (the LongConnection: acks, connects, endpoint_calls, drop()).
     """
 
@@ -94,6 +95,7 @@ class FakeFeishu:
         token_ttl: int = 7200,
         patch_limit: int = 5,
         patch_window: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app_id, self.app_secret, self.bot_open_id, self.bot_name = (
             app_id,
@@ -102,6 +104,7 @@ class FakeFeishu:
             bot_name,
         )
         self.token_ttl, self.patch_limit, self.patch_window = token_ttl, patch_limit, patch_window
+        self.clock = clock  # the patch-rate window reads it; inject one to make rate tests exact
         self.ws = LongConnection(app_id=app_id, app_secret=app_secret)
         self.ws.on_change = self._notify
         self.calls: list[Call] = []
@@ -247,7 +250,9 @@ class FakeFeishu:
         """
         with self._lock:
             self._faults.append(
-                _Fault(method.upper(), re.compile(path_pattern), status, body, dict(headers or {}), times, after)
+                _Fault(
+                    method.upper(), re.compile(path_pattern), status, body, dict(headers or {}), times, after
+                )
             )
 
     def rate_limit_next(
@@ -370,7 +375,7 @@ class FakeFeishu:
                 fields[part.name or ""] = (
                     {"filename": part.filename, "data": bytes(data)} if part.filename else data.decode()
                 )  # type: ignore[union-attr]
-            request["fields"] = fields
+            request[FIELDS] = fields
             return {
                 k: (v if isinstance(v, str) else {"filename": v["filename"], "size": len(v["data"])})
                 for k, v in fields.items()
@@ -384,7 +389,11 @@ class FakeFeishu:
     def _fault(self, request: web.Request, *, after: bool) -> web.Response | None:
         with self._lock:
             for fault in self._faults:
-                if fault.after is after and fault.method in ("", request.method) and fault.path_re.search(request.path):
+                if (
+                    fault.after is after
+                    and fault.method in ("", request.method)
+                    and fault.path_re.search(request.path)
+                ):
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
@@ -537,7 +546,7 @@ class FakeFeishu:
             and json.loads(content).get("config", {}).get("update_multi")
         ):
             return _err(400, 230099, "update_multi must be true before and after the update")
-        now = time.monotonic()
+        now = self.clock()
         window = self._patch_times.setdefault(m.message_id, deque())
         while window and now - window[0] >= self.patch_window:
             window.popleft()
@@ -564,7 +573,7 @@ class FakeFeishu:
         )
 
     async def _upload_image(self, request: web.Request) -> web.Response:
-        fields = request.get("fields", {})
+        fields = request.get(FIELDS, {})
         image = fields.get("image")
         if fields.get("image_type") not in ("message", "avatar") or not isinstance(image, dict):
             return _err(400, 234001, "Invalid request param.")
@@ -575,7 +584,7 @@ class FakeFeishu:
         return web.json_response({"code": 0, "msg": "success", "data": {"image_key": key}})
 
     async def _upload_file(self, request: web.Request) -> web.Response:
-        fields = request.get("fields", {})
+        fields = request.get(FIELDS, {})
         file = fields.get("file")
         if not fields.get("file_type") or not fields.get("file_name") or not isinstance(file, dict):
             return _err(400, 234001, "Invalid request param.")

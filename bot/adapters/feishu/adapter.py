@@ -31,6 +31,8 @@ class FeishuAdapter:
     """Feishu/Lark bot: group @-mentions and DMs in, one patched interactive card per job out."""
 
     platform = "feishu"
+    # The result replaces the job's card (the pipeline edits it to the final state instead of posting).
+    final_in_place = True
 
     def __init__(
         self,
@@ -208,7 +210,8 @@ class FeishuAdapter:
     async def edit(self, origin: Origin, ref: str, notice: Notice) -> str:
         """Patches card ref (paced per card; progress inside min_patch_interval and repeats skipped).
 
-        Returns ref. Raises MessageGone when the card was recalled, deleted or is over 14 days old.
+        Returns the card now showing notice: ref, or a new card when a final patch was refused.
+        Raises MessageGone when the card was recalled, deleted or is over 14 days old.
         """
         return await self._outbox.edit(origin, ref, notice)
 

@@ -134,10 +134,12 @@ class TenantToken:
         if err is not None:
             raise err
         data = json.loads(body)
-        expire = float(data.get("expire") or 0)
-        self._token = str(data.get("tenant_access_token") or "")
-        # Refresh early: Feishu hands out a fresh token once less than 30 min are left.
-        self._expires_at = self._clock() + max(0.0, expire - min(300.0, expire / 2))
+        token, expire = str(data.get("tenant_access_token") or ""), float(data.get("expire") or 0)
+        if not token:
+            # Never hand the SDK an empty token: it would fall back to its own blocking fetch.
+            raise PlatformError("feishu tenant token answer has no token")
+        # Refresh 5 min before expiry (half way for short-lived tokens), never mid-request.
+        self._token, self._expires_at = token, self._clock() + max(0.0, expire - min(300.0, expire / 2))
 
 
 class FeishuApi:

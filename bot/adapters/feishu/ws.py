@@ -1,11 +1,4 @@
-"""The long-connection transport: lark's ws client isolated in its own daemon thread and event loop.
-
-lark_oapi.ws.client captures a module-global loop at import and its start() blocks forever; the SDK
-has no public stop(). So the client runs in a dedicated thread whose loop we set as that module
-global, and stop() cancels every task on that loop, closes the socket and lets the thread end.
-Limits: one long connection per process (the module global), and a stop() that arrives while the
-SDK sits in its blocking bootstrap POST waits for that POST to return (bounded by stop's timeout).
-"""
+"""The long-connection transport: lark's ws client isolated in its own daemon thread and event loop."""
 
 from __future__ import annotations
 
@@ -36,7 +29,14 @@ IGNORED_EVENTS = (
 
 
 class WsTransport:
-    """Receives events over the long connection and hands each one to the bot's loop at once."""
+    """Receives events over the long connection and hands each one to the bot's loop at once.
+
+    lark_oapi.ws.client captures a module-global loop at import and its start() blocks forever; the
+    SDK has no public stop(). So the client runs in a dedicated thread whose loop we install as that
+    module global, and stop() cancels every task on that loop, closes the socket and lets the thread
+    end. Limits: one long connection per process (the module global), and a stop() that arrives while
+    the SDK sits in its blocking bootstrap POST waits for that POST (bounded by stop's timeout).
+    """
 
     def __init__(
         self,
@@ -109,10 +109,13 @@ class WsTransport:
         finally:
             if self._shutdown_task is not None:  # let it close the socket before the rest is cancelled
                 loop.run_until_complete(asyncio.gather(self._shutdown_task, return_exceptions=True))
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            for _ in range(5):  # a late stop() may still add a task while the first ones wind down
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                if not asyncio.all_tasks(loop):
+                    break
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
             ws_client.loop = previous
