@@ -72,4 +72,5 @@ def number_pattern(words: Mapping[str, int]) -> str:
         if words
         else r"(?!x)x"
     )
-    return rf"(?:\d+(?:\.\d+)?|[{CN_CHARS}]+|{en})"
+    # Anchored at the start of a digit or numeral run and bounded, so long runs cannot make it backtrack.
+    return rf"(?:(?<![\d.])\d{{1,6}}(?:\.\d{{1,3}})?(?![\d.])|(?<![{CN_CHARS}])[{CN_CHARS}]{{1,8}}(?![{CN_CHARS}])|{en})"

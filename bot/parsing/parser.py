@@ -8,7 +8,8 @@ from typing import Any
 
 from ima.models import ModelId, Note, TaskType
 
-from .matcher import Match, candidates, fold, pick, prefix_spans
+from .matcher import Match, candidates, fold, prefix_spans
+from .picker import pick
 from .prompt import build_prompt
 from .tables import FIELDS, Tables, default_tables
 
@@ -16,7 +17,6 @@ MAX_TEXT = 8000  # characters read; anything longer is cut (chat platforms cap m
 MAX_NOTES = 12
 PARAM_FIELDS = ("model", "duration", "aspect_ratio", "resolution")
 OPTION_FIELDS = (*PARAM_FIELDS, "image_role")
-FRAME_ROLES = frozenset({"first", "last", "first_last", "swap"})
 _RES_RANK = ("144P", "240P", "360P", "480P", "540P", "576P", "720P", "1080P", "1440P", "2K", "4K", "5K", "6K",
              "8K")  # fmt: skip
 _ROLE_OPTIONS: Mapping[str, str | None] = {
@@ -53,14 +53,14 @@ class ParsedRequest:
         }
 
 
-def parse(text: str, image_count: int = 0, *, options: Mapping[str, str] = {}) -> ParsedRequest:  # noqa: B006
+def parse(text: str, image_count: int = 0, *, options: Mapping[str, str] = {}) -> ParsedRequest:
     """Returns the request a message makes; typed options (model, duration, aspect_ratio, resolution,
     image_role) win over the text. Never raises on any text."""
     return parse_with(default_tables(), text, image_count, options=options)
 
 
 def parse_with(
-    tables: Tables, text: str, image_count: int = 0, *, options: Mapping[str, str] = {}  # noqa: B006
+    tables: Tables, text: str, image_count: int = 0, *, options: Mapping[str, str] = {}
 ) -> ParsedRequest:
     """parse() with explicit tables (tests, alternative phrase files)."""
     text = (text or "")[:MAX_TEXT]
@@ -211,19 +211,25 @@ def _apply_options(
             continue
         value = _option_value(tables, field, raw)
         if value is _INVALID:
-            notes.append(Note("note.option_invalid", {"field": field, "value": " ".join(str(raw).split())[:40]}))
+            notes.append(
+                Note("note.option_invalid", {"field": field, "value": " ".join(str(raw).split())[:40]})
+            )
             continue
         if field == "image_role":
             if value is None:
                 continue
             kind = "reference" if value == "reference" else "frames"
             if role_said and kind != role_kind:
-                notes.append(Note("note.option_overrides", {"field": field, "said": role_said, "used": str(raw)}))
+                notes.append(
+                    Note("note.option_overrides", {"field": field, "said": role_said, "used": str(raw)})
+                )
             values["image_role"] = kind
             continue
         if said.get(field) and values.get(field) != value:
             if field != "model":
-                notes.append(Note("note.option_overrides", {"field": field, "said": said[field], "used": str(value)}))
+                notes.append(
+                    Note("note.option_overrides", {"field": field, "said": said[field], "used": str(value)})
+                )
             elif value != "default":
                 notes.append(Note("note.option_model", {"said": said[field], "model": ModelId(value)}))
         values[field] = value

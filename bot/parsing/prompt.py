@@ -12,9 +12,10 @@ _TERMINATORS = ".。!！?？"
 _WS = re.compile(r"\s+")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|（\s*）|\[\s*\]|【\s*】|「\s*」|『\s*』|“\s*”|《\s*》")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,，、;；.。!！?？:：)）\]】」』”])")
-_LEAD = re.compile(r"\A[\s,，、;；:：.。!！?？\-—–|/~～#＃]+")
+_LEAD = " ,，、;；:：.。!！?？-—–|/~～#＃"
 # A trailing "?" belongs to the request ("can you make …?"), not to what the video shows.
-_TRAIL = re.compile(r"[\s,，、;；:：\-—–|/~～#＃?？]+\Z")
+_TRAIL = " ,，、;；:：-—–|/~～#＃?？"
+_TAIL_WINDOW = 60  # tail searches look this far back, repeatedly: linear even on a long run
 _CONTENT = re.compile(r"[^\W_]|[\u2600-\u27bf\U0001f000-\U0001faff]")
 
 
@@ -36,10 +37,16 @@ def _first_punct(region: str) -> str:
 
 def _strip_tail(t: Tables, piece: str) -> tuple[str, str]:
     """The piece without dangling connectors/punctuation at its end, and the first punctuation cut."""
-    m = t.connectors_tail.search(fold(piece))
-    if m is None:
-        return piece, ""
-    return piece[: m.start()], _first_punct(piece[m.start() :])
+    folded, cut = fold(piece), len(piece)
+    while True:
+        lo = max(0, cut - _TAIL_WINDOW)
+        m = t.connectors_tail.search(folded, lo, cut)
+        if m is None or m.start() == cut:
+            break
+        cut = m.start()
+        if cut > lo:
+            break
+    return piece[:cut], _first_punct(piece[cut:])
 
 
 def _strip_head(t: Tables, piece: str) -> tuple[str, str]:
@@ -92,11 +99,16 @@ def _tidy(t: Tables, s: str) -> str:
             m = rx.match(fold(s))
             if m is not None:
                 s = s[m.end() :]
-        m = t.closers.search(fold(s))
-        if m is not None:
-            s = s[: m.start()]
-        s = _LEAD.sub("", s)
-        s = _TRAIL.sub("", s)
+        for rx in t.wrappers:
+            m = rx.fullmatch(fold(s))
+            if m is not None and m.group("body").strip():
+                s = s[m.start("body") : m.end("body")]
+        for _ in range(4):
+            m = t.closers.search(fold(s), max(0, len(s) - _TAIL_WINDOW))
+            if m is None:
+                break
+            s = s[: m.start()].rstrip()
+        s = s.lstrip(_LEAD).rstrip(_TRAIL)
         if s == before:
             break
     return s if _CONTENT.search(s) else ""

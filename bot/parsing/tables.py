@@ -11,44 +11,14 @@ from typing import Any
 
 import yaml
 
+from .entries import SEP, L, R, Rule, alt, compile_regex, entry_rules, vendor_entries
 from .numbers import number_pattern
 
 PHRASES_PATH = Path(__file__).with_name("phrases.yaml")
 
 FIELDS = ("task", "role", "model", "duration", "aspect_ratio", "resolution")
-# Which converters each field accepts, and the named groups each converter needs.
-CONVERTERS: Mapping[str, frozenset[str]] = {
-    "task": frozenset({"fixed"}),
-    "role": frozenset({"fixed"}),
-    "model": frozenset({"fixed", "unknown"}),
-    "duration": frozenset({"fixed", "seconds", "minsec", "range"}),
-    "aspect_ratio": frozenset({"fixed", "ratio", "size"}),
-    "resolution": frozenset({"fixed", "pixels"}),
-}
-GROUPS: Mapping[str, tuple[frozenset[str], ...]] = {
-    "unknown": (frozenset({"name"}),),
-    "seconds": (frozenset({"n"}),),
-    "minsec": (frozenset({"m", "s"}),),
-    "range": (frozenset({"n", "n2"}),),
-    "ratio": (frozenset({"a", "b"}),),
-    "size": (frozenset({"w", "h"}),),
-    "pixels": (frozenset({"p"}), frozenset({"k"})),
-}
-MODEL_VALUES = frozenset({"ima-pro", "ima-pro-fast", "default"})
-ROLE_VALUES = frozenset({"first", "last", "first_last", "swap", "reference"})
-TASK_VALUES = frozenset({"none"})
-_RATIO = re.compile(r"\d+(?:\.\d+)?:\d+(?:\.\d+)?")
-_RESOLUTION = re.compile(r"\d{3,4}P|\dK")
-_ENTRY_KEYS = frozenset(
-    {"value", "convert", "phrases", "patterns", "weak", "vague", "keep", "explicit", "note", "priority",
-     "only", "scale"}
-)  # fmt: skip
-_LATIN = re.compile(r"[a-z0-9]")
-
 # Punctuation that only separates: dropped where a removed parameter leaves it dangling.
 _SEPS = r",，、;；:：.。!！?？…~～\-—–|/#＃"
-L, R = r"(?<![a-z0-9])", r"(?![a-z0-9])"
-SEP = r"[\s_\-]*"
 
 
 class TablesError(ValueError):
@@ -57,25 +27,6 @@ class TablesError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("phrases.yaml: " + "; ".join(problems))
         self.problems = problems
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One compiled phrase or pattern and what a match of it means."""
-
-    field: str
-    regex: re.Pattern[str]
-    source: str  # the phrase or pattern as written, for messages
-    value: Any = None
-    convert: str = "fixed"
-    scale: int = 1
-    weak: bool = False  # counts only in a frame, next to another parameter, or standing alone
-    vague: bool = False  # yields to a compatible precise value of the same field, whatever the order
-    keep: bool = False  # evidence only: the words stay in the prompt
-    explicit: bool = False  # a role phrase that clearly speaks of an attached image
-    note: str = ""
-    priority: int = 0
-    only: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -94,10 +45,12 @@ class Tables:
     prefix: re.Pattern[str]  # one command prefix or mention at a position
     mentions: re.Pattern[str]  # mentions anywhere
     preambles: tuple[re.Pattern[str], ...]
+    wrappers: tuple[re.Pattern[str], ...]  # whole-prompt frames; the group "body" is what stays
     closers: re.Pattern[str]
     connectors_tail: re.Pattern[str]  # dangling words at the end of a piece before a cut
     connectors_head: re.Pattern[str]
     glue_before: re.Pattern[str]
+    negation: re.Pattern[str]  # before a parameter: the words are cut but say nothing ("不要竖屏")
     glue_before_bounded: re.Pattern[str]
     glue_after: re.Pattern[str]
     boundaries: frozenset[str]
@@ -105,39 +58,10 @@ class Tables:
     notes: Mapping[str, tuple[str, ...]]
 
 
-def _alt(items: list[str]) -> str:
-    return "(?:" + "|".join(f"(?:{i})" for i in items) + ")"
-
-
 def _macros(raw: Mapping[str, Any]) -> dict[str, str]:
     macros = {str(k): str(v) for k, v in (raw.get("macros") or {}).items()}
     macros.update(L=L, R=R, SEP=SEP, NUM=number_pattern(raw.get("numbers", {}).get("en") or {}))
     return macros
-
-
-def expand(pattern: str, macros: Mapping[str, str]) -> str:
-    """Replaces %NAME% macros (macros may use earlier macros); raises KeyError for an unknown one."""
-    for _ in range(3):
-        pattern = re.sub(r"%([A-Z_]+)%", lambda m: macros[m.group(1)], pattern)
-    return pattern
-
-
-def phrase_regex(phrase: str, *, whole: bool = True) -> str:
-    """A literal phrase as a regex: case-folded, spaces/hyphens optional, latin ends kept whole
-    (with whole=False the end is left open for a version to follow: "kling2.1")."""
-    p = phrase.strip().lower()
-    body = "".join(SEP if ch in " -_" else re.escape(ch) for ch in p)
-    head = L if _LATIN.match(p[:1]) else ""
-    tail = R if whole and _LATIN.match(p[-1:]) else ""
-    return head + body + tail
-
-
-def _compile(src: str, macros: Mapping[str, str], where: str, problems: list[str]) -> re.Pattern[str] | None:
-    try:
-        return re.compile(expand(src, macros), re.IGNORECASE)
-    except (re.error, KeyError) as exc:
-        problems.append(f"{where}: bad regex {src!r}: {exc}")
-        return None
 
 
 def _frames(items: Any, macros: Mapping[str, str], where: str, problems: list[str], *, tail: bool) -> Any:
@@ -147,114 +71,10 @@ def _frames(items: Any, macros: Mapping[str, str], where: str, problems: list[st
         problems.append(f"{where}: must be a list of regex strings")
         return None
     for i in items:
-        _compile(i, macros, where, problems)
+        compile_regex(i, macros, where, problems)
     # Up to two frames in a row before a parameter ("适合发抖音", "视频要竖屏"), one after it.
-    src = rf"(?:{_alt(items)}\s*){{1,2}}\Z" if tail else r"\s*" + _alt(items)
-    return _compile(src, macros, where, problems)
-
-
-def _vendor_entries(raw: Mapping[str, Any], problems: list[str]) -> list[dict[str, Any]]:
-    """Other vendors' model names become model entries: name [version] [quality word] → its model,
-    name … speed word → the fast model; a bare weak name counts only in a frame."""
-    v = raw.get("vendors") or {}
-    out: list[dict[str, Any]] = []
-    try:
-        version, speed, quality = v["version"], v["speed"], v["quality"]
-    except (KeyError, TypeError):
-        problems.append("vendors: needs version, speed and quality")
-        return out
-    ext = _alt([phrase_regex(e) for e in v.get("extras") or []] + [version])
-    q, s = _alt([phrase_regex(w) for w in quality]), _alt([phrase_regex(w) for w in speed])
-    for i, vendor in enumerate(v.get("list") or []):
-        where = f"vendors.list[{i}]"
-        if not isinstance(vendor, Mapping) or vendor.get("model") not in ("ima-pro", "ima-pro-fast"):
-            problems.append(f"{where}: needs model ima-pro or ima-pro-fast")
-            continue
-        strong = [phrase_regex(n, whole=False) for n in vendor.get("names") or []]
-        strong += list(vendor.get("patterns") or [])
-        weak = [phrase_regex(n, whole=False) for n in vendor.get("weak_names") or []]
-        if not strong and not weak:
-            problems.append(f"{where}: no names")
-            continue
-        common = {"note": "note.model_mapped", "priority": 1}
-        model = vendor["model"]
-        # A name runs straight into a version ("kling2.1") but never into more letters ("klingon").
-        names, wnames = _alt(strong) + r"(?![a-z])", _alt(weak) + r"(?![a-z])"
-        both = _alt(strong + weak) + r"(?![a-z])"
-        out.append({"value": "ima-pro-fast", "patterns": [rf"{both}(?:{SEP}(?:{ext}|{q}))*{SEP}{s}{R}"], **common})
-        if strong:
-            out.append({"value": model, "patterns": [rf"{names}(?:{SEP}(?:{ext}|{q}))*{R}"], **common})
-        if weak:
-            # A weak name counts on its own only with a version or a quality word after it.
-            out.append({"value": model, "patterns": [rf"{wnames}(?:{SEP}(?:{ext}|{q}))+{R}"], **common})
-            out.append({"value": model, "patterns": [rf"{wnames}{R}"], "weak": True, **common})
-    return out
-
-
-def _check_value(field: str, value: Any) -> bool:
-    if field == "model":
-        return value in MODEL_VALUES
-    if field == "role":
-        return value in ROLE_VALUES
-    if field == "task":
-        return value in TASK_VALUES
-    if field == "duration":
-        return isinstance(value, int) and not isinstance(value, bool) and value > 0
-    if field == "aspect_ratio":
-        return isinstance(value, str) and bool(_RATIO.fullmatch(value))
-    return isinstance(value, str) and bool(_RESOLUTION.fullmatch(value))
-
-
-def _entry_rules(field: str, i: int, e: Any, ctx: dict[str, Any], problems: list[str]) -> list[Rule]:
-    where = f"fields.{field}.entries[{i}]"
-    if not isinstance(e, Mapping):
-        problems.append(f"{where}: must be a mapping")
-        return []
-    extra = set(e) - _ENTRY_KEYS
-    if extra:
-        problems.append(f"{where}: unknown keys {sorted(extra)}")
-    convert = e.get("convert", "fixed")
-    if convert not in CONVERTERS[field]:
-        problems.append(f"{where}: convert {convert!r} not allowed for {field}")
-        return []
-    if convert == "fixed" and not _check_value(field, e.get("value")):
-        problems.append(f"{where}: bad {field} value {e.get('value')!r}")
-    if convert != "fixed" and "value" in e:
-        problems.append(f"{where}: a converted entry has no fixed value")
-    note = e.get("note", "")
-    if note and note not in ctx["notes"]:
-        problems.append(f"{where}: note {note!r} is not listed under notes")
-    only = e.get("only") or []
-    if any(not _check_value(field, o) for o in only):
-        problems.append(f"{where}: bad value in only: {only}")
-    phrases, patterns = e.get("phrases") or [], e.get("patterns") or []
-    if not phrases and not patterns:
-        problems.append(f"{where}: neither phrases nor patterns")
-    if convert != "fixed" and phrases:
-        problems.append(f"{where}: a converted entry takes patterns, not phrases")
-    sources = [(p, phrase_regex(str(p))) for p in phrases] + [(p, str(p)) for p in patterns]
-    rules = []
-    for src, regex_src in sources:
-        if not isinstance(src, str) or not src.strip():
-            problems.append(f"{where}: empty or non-string phrase/pattern {src!r}")
-            continue
-        rx = _compile(regex_src, ctx["macros"], where, problems)
-        if rx is None:
-            continue
-        if convert != "fixed" and not any(g <= set(rx.groupindex) for g in GROUPS[convert]):
-            problems.append(f"{where}: pattern {src!r} lacks the groups {convert} needs")
-            continue
-        if src in phrases and convert == "fixed":
-            seen = ctx["phrases"].setdefault(src.strip().lower(), (e.get("value"), where))
-            if seen[0] != e.get("value"):
-                problems.append(f"{where}: phrase {src!r} also means {seen[0]!r} in {seen[1]}")
-        rules.append(Rule(
-            field=field, regex=rx, source=src, value=e.get("value"), convert=convert,
-            scale=int(e.get("scale", 1)), weak=bool(e.get("weak")), vague=bool(e.get("vague")),
-            keep=bool(e.get("keep")), explicit=bool(e.get("explicit")), note=note,
-            priority=int(e.get("priority", 0)), only=frozenset(only),
-        ))  # fmt: skip
-    return rules
+    src = rf"(?:{alt(items)}\s*){{1,2}}\Z" if tail else r"\s*" + alt(items)
+    return compile_regex(src, macros, where, problems)
 
 
 def _strings(raw: Mapping[str, Any], key: str, problems: list[str]) -> list[str]:
@@ -292,9 +112,9 @@ def build(raw: Any) -> tuple[Tables | None, list[str]]:
             continue
         entries = list(spec.get("entries") or [])
         if field == "model":
-            entries += _vendor_entries(raw, problems)
+            entries += vendor_entries(raw, problems)
         ctx["phrases"] = {}
-        rules = [r for i, e in enumerate(entries) for r in _entry_rules(field, i, e, ctx, problems)]
+        rules = [r for i, e in enumerate(entries) for r in entry_rules(field, i, e, ctx, problems)]
         frames, deny = spec.get("frames") or {}, spec.get("deny") or {}
         w = f"fields.{field}"
         fields[field] = FieldRules(
@@ -308,15 +128,17 @@ def build(raw: Any) -> tuple[Tables | None, list[str]]:
     glue = raw.get("glue") or {}
 
     def rx(src: str, where: str) -> re.Pattern[str]:
-        return _compile(src, macros, where, problems) or re.compile(r"(?!x)x")
+        return compile_regex(src, macros, where, problems) or re.compile(r"(?!x)x")
 
-    prefix = rx(_alt(_strings(raw, "prefixes", problems)), "prefixes")
-    mentions = rx(_alt(_strings(raw, "mentions", problems)), "mentions")
+    prefix = rx(alt(_strings(raw, "prefixes", problems)), "prefixes")
+    mentions = rx(alt(_strings(raw, "mentions", problems)), "mentions")
     preambles = tuple(rx(p, "preambles") for p in _strings(raw, "preambles", problems))
-    closers = rx(r"(?:[\s,，.。!！~～]*" + _alt(_strings(raw, "closers", problems)) + r")+[\s,，.。!！~～]*\Z",
-                 "closers")  # fmt: skip
-    conn_tail = _alt(_strings(raw, "connectors", problems) + _strings(raw, "connectors_tail", problems))
-    conn_head = _alt(_strings(raw, "connectors", problems) + _strings(raw, "connectors_head", problems))
+    wrappers = tuple(rx(p, "wrappers") for p in _strings(raw, "wrappers", problems))
+    if not all("body" in w.groupindex for w in wrappers):
+        problems.append("wrappers: every pattern needs a (?P<body>…) group")
+    closers = rx(alt(_strings(raw, "closers", problems)) + r"[\s,，.。!！~～]*\Z", "closers")
+    conn_tail = alt(_strings(raw, "connectors", problems) + _strings(raw, "connectors_tail", problems))
+    conn_head = alt(_strings(raw, "connectors", problems) + _strings(raw, "connectors_head", problems))
     bounds = raw.get("boundaries")
     if not isinstance(bounds, str) or not bounds:
         problems.append("boundaries: must be a non-empty string")
@@ -327,12 +149,13 @@ def build(raw: Any) -> tuple[Tables | None, list[str]]:
     if problems:
         return None, problems
     tables = Tables(
-        fields=fields, prefix=prefix, mentions=mentions, preambles=preambles, closers=closers,
+        fields=fields, prefix=prefix, mentions=mentions, preambles=preambles, wrappers=wrappers, closers=closers,
         connectors_tail=rx(rf"(?:[\s{_SEPS}(（\[【「『“]|{conn_tail})+\Z", "connectors"),
         connectors_head=rx(rf"\A(?:[\s{_SEPS})）\]】」』”]|{conn_head})+", "connectors"),
-        glue_before=rx(_alt(glue.get("before") or [r"(?!x)x"]) + r"\s*\Z", "glue.before"),
-        glue_before_bounded=rx(_alt(glue.get("before_bounded") or [r"(?!x)x"]) + r"\s*\Z", "glue.before_bounded"),
-        glue_after=rx(r"\s*" + _alt(glue.get("after") or [r"(?!x)x"]), "glue.after"),
+        negation=rx(alt(_strings(raw, "negations", problems)) + r"\s*\Z", "negations"),
+        glue_before=rx(alt(glue.get("before") or [r"(?!x)x"]) + r"\s*\Z", "glue.before"),
+        glue_before_bounded=rx(alt(glue.get("before_bounded") or [r"(?!x)x"]) + r"\s*\Z", "glue.before_bounded"),
+        glue_after=rx(r"\s*" + alt(glue.get("after") or [r"(?!x)x"]), "glue.after"),
         boundaries=frozenset(bounds + "\n"), numbers=dict(numbers), notes=notes,
     )  # fmt: skip
     return (None, problems) if problems else (tables, [])

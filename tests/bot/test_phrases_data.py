@@ -10,7 +10,8 @@ import pytest
 
 from bot.jobs.texts import Texts, placeholders
 from bot.parsing import parse
-from bot.parsing.tables import FIELDS, build, load_raw, phrase_regex
+from bot.parsing.entries import phrase_regex
+from bot.parsing.tables import FIELDS, build, load_raw
 
 PARSER_DIR = Path(__file__).resolve().parents[2] / "bot" / "parsing"
 
@@ -35,7 +36,9 @@ def test_validator_reports_every_problem_at_once(raw: dict) -> None:
     model.append({"value": "ima-ultra", "phrases": ["ultra"]})  # not an allowed model
     broken["fields"]["duration"]["entries"].append({"convert": "seconds", "patterns": ["(?P<n>\\d+"]})
     broken["fields"]["duration"]["entries"].append({"convert": "seconds", "patterns": ["(\\d+)秒"]})
-    broken["fields"]["aspect_ratio"]["entries"].append({"value": "16:9", "phrases": ["wide"], "note": "note.nope"})
+    broken["fields"]["aspect_ratio"]["entries"].append(
+        {"value": "16:9", "phrases": ["wide"], "note": "note.nope"}
+    )
     broken["fields"]["resolution"]["entries"].append({"value": "HD", "phrases": ["hd2"], "colour": "red"})
     broken["fields"]["bogus"] = {"entries": []}
     broken["vendors"]["list"].append({"model": "kling", "names": ["x"]})
@@ -95,13 +98,15 @@ def test_each_phrase_alone_parses_to_its_own_value(raw: dict) -> None:
                 continue
             for ph in entry.get("phrases", []):
                 got = parse(str(ph))
-                value = {"model": got.model_id and got.model_id.value or ("default" if got.model_id is None else None),
+                value = {"model": (got.model_id and got.model_id.value) or ("default" if got.model_id is None else None),
                          "duration": got.duration, "aspect_ratio": got.aspect_ratio,
                          "resolution": got.resolution}[field]  # fmt: skip
                 if field == "model" and entry["value"] != "default" and got.model_id is None:
                     value = None
                 if value != entry["value"] or got.prompt:
-                    problems.append(f"{field}: {ph!r} → {value!r}, prompt {got.prompt!r}; table says {entry['value']!r}")
+                    problems.append(
+                        f"{field}: {ph!r} → {value!r}, prompt {got.prompt!r}; table says {entry['value']!r}"
+                    )
     assert problems == []
 
 
