@@ -58,7 +58,7 @@ class Unsupported:
 
 def event_type(raw: Mapping[str, Any]) -> str:
     """Returns the event type of a schema 2.0 event ("" when absent)."""
-    return str((raw.get("header") or {}).get("event_type") or "")
+    return str(_obj(raw.get("header")).get("event_type") or "")
 
 
 def make_handle(message_id: str, key: str) -> str:
@@ -102,12 +102,17 @@ def to_intent(raw: Mapping[str, Any], ctx: Context) -> Intent | Unsupported | No
 
 
 def _event_id_key(raw: Mapping[str, Any]) -> tuple[str, ...]:
-    event_id = (raw.get("header") or {}).get("event_id")
+    event_id = _obj(raw.get("header")).get("event_id")
     return (f"feishu:event:{event_id}",) if event_id else ()
 
 
 def _allowed(ctx: Context, *ids: str) -> bool:
     return not ctx.chat_allowlist or any(i and i in ctx.chat_allowlist for i in ids)
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    """value when it is a JSON object, else an empty one: malformed payloads never raise."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _loads(content: Any) -> dict[str, Any]:
@@ -121,12 +126,12 @@ def _loads(content: Any) -> dict[str, Any]:
 
 
 def _message(raw: Mapping[str, Any], ctx: Context) -> Intent | Unsupported | None:
-    event = raw.get("event") or {}
-    sender = event.get("sender") or {}
+    event = _obj(raw.get("event"))
+    sender = _obj(event.get("sender"))
     if sender.get("sender_type") not in (None, "", "user"):
         return None  # other bots and apps
-    msg = event.get("message") or {}
-    user_id = str((sender.get("sender_id") or {}).get("open_id") or "")
+    msg = _obj(event.get("message"))
+    user_id = str(_obj(sender.get("sender_id")).get("open_id") or "")
     chat_id, message_id = str(msg.get("chat_id") or ""), str(msg.get("message_id") or "")
     chat_type = str(msg.get("chat_type") or "")
     if not chat_id or not message_id or not _allowed(ctx, chat_id, user_id):
@@ -231,18 +236,18 @@ def _command(text: str, origin: Origin, keys: tuple[str, ...]) -> CommandIntent 
 
 
 def _card_action(raw: Mapping[str, Any], ctx: Context) -> ActionIntent | None:
-    event = raw.get("event") or {}
-    action = event.get("action") or {}
+    event = _obj(raw.get("event"))
+    action = _obj(event.get("action"))
     value = _loads(action.get("value"))
     try:
         act = Action(str(value.get("action") or ""))
     except ValueError:
         return None
     job_id = str(value.get("job_id") or "")
-    where = event.get("context") or {}
+    where = _obj(event.get("context"))
     chat_id = str(where.get("open_chat_id") or event.get("open_chat_id") or "")
     message_id = str(where.get("open_message_id") or event.get("open_message_id") or "")
-    user_id = str((event.get("operator") or {}).get("open_id") or "")
+    user_id = str(_obj(event.get("operator")).get("open_id") or "")
     if not job_id or not _allowed(ctx, chat_id, user_id):
         return None
     origin = Origin(PLATFORM, chat_id, user_id, message_id, extra={"via": "card"})
