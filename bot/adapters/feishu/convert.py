@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +115,11 @@ def _obj(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _items(value: Any) -> list[Any]:
+    """value when it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
 def _loads(content: Any) -> dict[str, Any]:
     if isinstance(content, Mapping):
         return dict(content)
@@ -136,7 +141,7 @@ def _message(raw: Mapping[str, Any], ctx: Context) -> Intent | Unsupported | Non
     chat_type = str(msg.get("chat_type") or "")
     if not chat_id or not message_id or not _allowed(ctx, chat_id, user_id):
         return None
-    mentions = [m for m in msg.get("mentions") or () if isinstance(m, Mapping)]
+    mentions = [m for m in _items(msg.get("mentions")) if isinstance(m, Mapping)]
     bot_keys = {str(m.get("key")) for m in mentions if _mention_open_id(m) == ctx.bot_open_id}
     is_direct = chat_type == "p2p"
     if not is_direct and not bot_keys:
@@ -195,9 +200,9 @@ def _post(content: Mapping[str, Any], bot_keys: set[str], bot_open_id: str) -> t
     body = _post_body(content)
     lines = [str(body.get("title") or "")]
     images: list[str] = []
-    for paragraph in body.get("content") or ():
+    for paragraph in _items(body.get("content")):
         parts: list[str] = []
-        for el in paragraph if isinstance(paragraph, Sequence) else ():
+        for el in _items(paragraph):
             if not isinstance(el, Mapping):
                 continue
             tag = el.get("tag")
