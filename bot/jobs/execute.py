@@ -118,6 +118,28 @@ async def _upload_inputs(runner: JobRunner, job: Job) -> list[str]:
     return urls
 
 
+_MAGIC = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG", "image/png"),
+    (b"GIF8", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+_EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "image/bmp": "bmp",
+}
+
+
+def sniff_image_type(data: bytes) -> str:
+    """The image MIME type its first bytes announce (platforms like Feishu declare none)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((ctype for magic, ctype in _MAGIC if data.startswith(magic)), "image/png")
+
+
 def _estimate(job: Job) -> Estimate:
     low, high = job.extra.get("estimate") or (60, 120)
     return Estimate(int(low), int(high))

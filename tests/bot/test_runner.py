@@ -196,3 +196,12 @@ async def test_daily_budget_refuses_a_job_that_would_pass_it_and_counts_only_suc
         assert done2.state is JobState.FAILED and done2.error_key == "budget_exceeded"
         assert "more than is left of your daily budget" in "".join(p.console._out.text)
         assert len(p.emulator.tasks) == 2  # the refused job never reached IMA
+
+
+def test_sniffed_image_types() -> None:
+    from bot.jobs.execute import sniff_image_type
+
+    assert sniff_image_type(b"\xff\xd8\xff\xe0rest") == "image/jpeg"
+    assert sniff_image_type((Path(__file__).parent.parent / "data" / "tiny.png").read_bytes()) == "image/png"
+    assert sniff_image_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
+    assert sniff_image_type(b"GIF89a") == "image/gif"
