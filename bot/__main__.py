@@ -108,15 +108,20 @@ def _logging(config: Config) -> None:
     )
 
 
+def _stop_on_signals(app) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM/SIGINT ask the app to stop gracefully: no new jobs, state recorded, resumed on restart."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, app.stop)
+
+
 async def _run(path: str) -> int:
     from bot.app import App
 
     config = _load(path)
     _logging(config)
     app = App(config)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, app.stop)
+    _stop_on_signals(app)
     try:
         await app.start()
         await app.wait()
@@ -171,9 +176,7 @@ async def _console(args: argparse.Namespace) -> int:
             flush=True,
         )
         app = App(config, adapters=[ConsoleAdapter(transcript=transcript)], speedup=speed)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, app.stop)
+        _stop_on_signals(app)
         try:
             await app.start()
             await app.wait()
