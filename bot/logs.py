@@ -139,6 +139,8 @@ def setup_logging(
     # user prompts included): they log from INFO up whatever the level.
     for noisy in ("discord", "aiohttp.access", "websockets", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+    for chatty in ("httpx", "httpcore"):  # lark-oapi's HTTP client: a line per request at INFO
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     # lark-oapi prints to stdout through a handler of its own (unredacted, and stdout is the console
     # chat): route it through ours instead, and keep it at WARNING (its INFO lines show ws URLs).
     lark = logging.getLogger("Lark")

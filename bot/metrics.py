@@ -127,6 +127,7 @@ class Metrics:
         for state in UNFINISHED_STATES:
             self.jobs.labels(state.value).set(0)
         self._states: dict[str, JobState] = {}  # unfinished job -> the state the gauge counts it in
+        self._latency: dict[tuple[str, str], Any] = {}  # (endpoint, status) -> its histogram child
 
     # ---- wiring ------------------------------------------------------------------------------------
 
@@ -204,5 +205,10 @@ class Metrics:
 
     def _observe(self, ctx: SimpleNamespace, method: str, path: str, status: str) -> None:
         started = getattr(ctx, "imabot_started", None)
-        if started is not None:
-            self.ima_latency.labels(endpoint_label(method, path), status).observe(self._clock() - started)
+        if started is None:
+            return
+        key = (endpoint_label(method, path), status)
+        child = self._latency.get(key)
+        if child is None:  # labels() costs a lock and a tuple build: once per label pair, not per call
+            child = self._latency[key] = self.ima_latency.labels(*key)
+        child.observe(self._clock() - started)

@@ -27,6 +27,8 @@ class LineFeed:
 
     def __init__(self) -> None:
         self._lines: queue.Queue[str] = queue.Queue()
+        self._loop = asyncio.get_running_loop()
+        self.reading = asyncio.Event()  # the console adapter runs (it reads only from run())
 
     def say(self, line: str) -> None:
         self._lines.put(line + "\n")
@@ -35,6 +37,7 @@ class LineFeed:
         self._lines.put("")
 
     def read_line(self) -> str:
+        self._loop.call_soon_threadsafe(self.reading.set)
         return self._lines.get()
 
 
