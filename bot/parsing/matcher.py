@@ -97,7 +97,10 @@ def prefix_spans(tables: Tables, norm: str) -> list[tuple[int, int]]:
         m = tables.prefix.match(norm, p)
         if m is None or m.end() == p:
             break
-        spans.append((p, m.end()))
+        end = m.end()
+        while end > p and norm[end - 1].isspace():
+            end -= 1  # the span is the prefix itself: a run of parameters may start right after it
+        spans.append((p, end))
         pos = m.end()
     taken = Spans.of(spans)
     for m in tables.mentions.finditer(norm):
