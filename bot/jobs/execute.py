@@ -163,10 +163,12 @@ async def _watch(runner: JobRunner, job: Job) -> None:
             if snap.task.state is TaskState.SUCCEEDED:
                 await _succeed(runner, job, snap.task.url, snap.task.cover_url)
                 return
+            now = runner._clock()
+            if not cadence.ready(now):
+                continue
             notice = notices.progress(
                 runner.texts, job, elapsed=snap.elapsed, pct=snap.percent, est=est, resumed=resumed
             )
-            now = runner._clock()
             if cadence.due(now, notice.text):
                 cadence.mark(now, notice.text)
                 job = await runner.delivery.show(job, notice, stage=f"progress-{int(now)}")

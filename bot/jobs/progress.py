@@ -54,10 +54,12 @@ class Cadence:
         self._last_at = last_at
         self._last_text: str | None = None
 
-    def due(self, now: float, text: str) -> bool:
-        if text == self._last_text:
-            return False
+    def ready(self, now: float) -> bool:
+        """Whether the interval has passed (checked first, so no text is built between edits)."""
         return self._last_at is None or now - self._last_at >= self.interval
+
+    def due(self, now: float, text: str) -> bool:
+        return text != self._last_text and self.ready(now)
 
     def mark(self, now: float, text: str) -> None:
         self._last_at = now
