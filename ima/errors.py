@@ -51,7 +51,11 @@ class ImaError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         """The `{"code", "message", "hint"}` object the `ima` command prints on failure."""
-        return {"code": self.code if self.code is not None else self.key, "message": self.message, "hint": self.hint}
+        return {
+            "code": self.code if self.code is not None else self.key,
+            "message": self.message,
+            "hint": self.hint,
+        }
 
 
 class ImaUsageError(ImaError):
@@ -96,7 +100,9 @@ class AuthError(ImaApiError):
 
 class InsufficientCredits(ImaApiError):
     key = "insufficient_credits"
-    default_hint = f"Not enough credits. Top up at {SUBSCRIPTION_URL}, or choose a cheaper duration/resolution."
+    default_hint = (
+        f"Not enough credits. Top up at {SUBSCRIPTION_URL}, or choose a cheaper duration/resolution."
+    )
     default_links = (SUBSCRIPTION_URL,)
 
 

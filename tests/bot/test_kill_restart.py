@@ -35,8 +35,9 @@ async def test_sigkill_mid_run_then_restart_finishes_every_job_once(tmp_path: Pa
             # edits printed), before they can all finish.
             await read_until(
                 bot,
-                lambda lines: sum("Got it!" in ln for ln in lines) >= jobs
-                and sum("↻ ⏳" in ln for ln in lines) >= 3,
+                lambda lines: (
+                    sum("Got it!" in ln for ln in lines) >= jobs and sum("↻ ⏳" in ln for ln in lines) >= 3
+                ),
             )
             bot.send_signal(signal.SIGKILL)
             assert await asyncio.wait_for(bot.wait(), 10) == -signal.SIGKILL

@@ -179,7 +179,9 @@ async def _state(p, job_id: str, state: JobState):  # type: ignore[no-untyped-de
     return job if job is not None and job.state is state else None
 
 
-async def test_daily_budget_refuses_a_job_that_would_pass_it_and_counts_only_successes(tmp_path: Path) -> None:
+async def test_daily_budget_refuses_a_job_that_would_pass_it_and_counts_only_successes(
+    tmp_path: Path,
+) -> None:
     async with pipeline(tmp_path) as p:
         first = await p.submit(p.job("first clip", duration=5, resolution="720P"))
         done = await p.wait_finished(first.id)
