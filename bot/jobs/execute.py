@@ -72,7 +72,9 @@ async def _prepare_and_create(runner: JobRunner, job: Job) -> Job | None:
     job = await runner.delivery.show(
         job, notices.stage(runner.texts, job, "progress.creating"), stage="creating"
     )
-    runner.mark_creating(job.id, True)
+    if runner.cancel_requested(job.id):  # asked while the notice above was being shown
+        await runner.finish_cancelled(job, was_running=False)
+        return None
     try:
         created = await runner.client.create_task(
             job.spec.task_type,
@@ -87,8 +89,6 @@ async def _prepare_and_create(runner: JobRunner, job: Job) -> Job | None:
     except ImaError as exc:
         await runner.fail(job, exc.key, code=exc.code, detail=exc.message)
         return None
-    finally:
-        runner.mark_creating(job.id, False)
 
     resolved: ResolvedTask = created.resolved
     notes = [[n.key, dict(n.params)] for n in created.notes]

@@ -61,8 +61,7 @@ class JobRunner:
         self._tasks: dict[str, asyncio.Task[None]] = {}  # "admit:<job>" / "run:<job>" -> task
         self._admitted: dict[str, asyncio.Event] = {}
         self._cancel_requested: set[str] = set()
-        self._creating: set[str] = set()
-        self._stored_creating: set[str] = set()  # jobs whose stored state is CREATING (see close)
+        self._stored_creating: set[str] = set()  # jobs whose stored state is CREATING (see cancel, close)
         self._left_creating = asyncio.Event()  # set whenever one of them leaves CREATING
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
@@ -236,7 +235,7 @@ class JobRunner:
         task = self._tasks.get(f"run:{job_id}")
         # A create on the wire is not interrupted (its outcome would become unknown); the run loop checks
         # the request right after the create answers.
-        if task is not None and job_id not in self._creating:
+        if task is not None and job_id not in self._stored_creating:
             task.cancel()
         elif task is None:
             return await self.finish_cancelled(job, was_running=job.state is JobState.RUNNING)
@@ -244,9 +243,6 @@ class JobRunner:
 
     def cancel_requested(self, job_id: str) -> bool:
         return job_id in self._cancel_requested
-
-    def mark_creating(self, job_id: str, on: bool) -> None:
-        (self._creating.add if on else self._creating.discard)(job_id)
 
     async def finish_cancelled(self, job: Job, *, was_running: bool) -> Job:
         job = await self.transition(job, JobState.CANCELLED, finished_at=self._clock())
