@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import aiohttp
 
@@ -25,17 +24,6 @@ from ima.models import ModelId
 log = logging.getLogger("imabot.app")
 
 PURGE_INTERVAL_S = 3600.0  # expired dedup keys are deleted this often
-
-
-class StartupError(RuntimeError):
-    """A fatal problem at start (bad credentials, missing intents); the message says what to fix."""
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Time knobs the sandbox and tests scale down; production uses the seed's values from config."""
-
-    speedup: float = 1.0
 
 
 def build_adapters(config: Config, texts: Texts) -> list[Adapter]:

@@ -92,7 +92,7 @@ async def _settings(d: Dispatcher, key: str, intent: CommandIntent, locale: str)
         "duration": t("unit.seconds", locale, n=prefs.duration) if prefs.duration else unset,
         "aspect_ratio": prefs.aspect_ratio or unset,
         "resolution": prefs.resolution or unset,
-        "locale": {"zh": "中文", "en": "English"}.get(prefs.locale or "", unset),
+        "locale": t(f"language.{prefs.locale}", locale) if prefs.locale in ("zh", "en") else unset,
     }
     lines = tuple(
         t("command.settings_line", locale, field=t(f"field.{f}", locale), value=v) for f, v in values.items()

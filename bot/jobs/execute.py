@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.core import AttachmentRejected
 from ima.errors import CreateOutcomeUnknown, ImaError, TaskFailed, TaskTimeout
@@ -186,8 +186,3 @@ async def _succeed(runner: JobRunner, job: Job, url: str, cover: str) -> None:
     job = await runner.transition(job, JobState.SUCCEEDED, finished_at=now, result_url=url, cover_url=cover)
     elapsed = now - (job.started_at or now)
     await runner.deliver_final(job, finals.success(runner.texts, job, elapsed=elapsed))
-
-
-def describe(job: Job) -> dict[str, Any]:
-    """A compact log view of a job (no secrets: origins carry ids only)."""
-    return {"id": job.id, "state": job.state.value, "task": job.task_id, "model": job.spec.model_id.value}
