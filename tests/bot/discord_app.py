@@ -16,6 +16,7 @@ from bot.config import Config, parse_config
 from bot.jobs.model import Job
 from ima.emulator import DEFAULT_API_KEY, Emulator
 from tests.fakes.discord_server import FakeDiscord, Logged
+from tests.waiting import until_job_change
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(96))
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(60))
@@ -109,22 +110,15 @@ class Rig:
         """Waits (woken by job changes) until the user has `count` jobs, all finished with their final
         message delivered; returns them oldest first."""
         assert app.store is not None
-        changed = asyncio.Event()
+        store = app.store
 
-        def wake(_job: Job) -> None:
-            changed.set()
+        async def done() -> list[Job] | None:
+            jobs = await store.recent_jobs(self.user_key, limit=50)
+            if len(jobs) >= count and all(j.finished and j.result_ref for j in jobs):
+                return sorted(jobs, key=lambda j: j.created_at)
+            return None
 
-        app.runner.listeners.append(wake)
-        try:
-            async with asyncio.timeout(within):
-                while True:
-                    changed.clear()
-                    jobs = await app.store.recent_jobs(self.user_key, limit=50)
-                    if len(jobs) >= count and all(j.finished and j.result_ref for j in jobs):
-                        return sorted(jobs, key=lambda j: j.created_at)
-                    await changed.wait()
-        finally:
-            app.runner.listeners.remove(wake)
+        return await until_job_change(app.runner.listeners, done, within)
 
     # what users see on the fake -------------------------------------------------------------------
 

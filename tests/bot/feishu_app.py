@@ -20,6 +20,7 @@ from ima.emulator import DEFAULT_API_KEY, Emulator, EmulatorConfig, EmuTask
 from tests.bot.discord_app import VirtualClock
 from tests.fakes.feishu_events import WebhookPoster
 from tests.fakes.feishu_server import FakeFeishu, Message
+from tests.waiting import until_job_change
 
 T = TypeVar("T")
 
@@ -119,22 +120,7 @@ class FeishuRig:
 
     async def until(self, app: App, check: Callable[[], Awaitable[T | None]], within: float = 15.0) -> T:
         """Returns check()'s first truthy result, re-checked whenever a job changes state."""
-        changed = asyncio.Event()
-
-        def wake(_job: Job) -> None:
-            changed.set()
-
-        app.runner.listeners.append(wake)
-        try:
-            async with asyncio.timeout(within):
-                while True:
-                    changed.clear()
-                    found = await check()
-                    if found:
-                        return found
-                    await changed.wait()
-        finally:
-            app.runner.listeners.remove(wake)
+        return await until_job_change(app.runner.listeners, check, within)
 
     async def jobs(
         self, app: App, count: int = 1, *, users: Iterable[str] = (USER,), within: float = 15.0

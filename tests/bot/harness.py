@@ -8,7 +8,7 @@ import json
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from bot.jobs.texts import Texts
 from ima import ImaClient
 from ima.emulator import DEFAULT_API_KEY, Emulator, EmulatorConfig
 from ima.models import ModelId, TaskType
+from tests.waiting import until_job_change
 
 T0 = 1_800_000_000.0
 
@@ -53,7 +54,6 @@ class Pipeline:
     clock: VirtualClock
     transcript: Path
     texts: Texts
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
     _dispatcher: Any = None
 
     @property
@@ -79,18 +79,7 @@ class Pipeline:
 
     async def wait_for(self, predicate: Callable[[], Any], within: float = 20.0) -> Any:
         """Waits (on job-change events, never by sleeping) until predicate() is truthy."""
-
-        async def loop() -> Any:
-            while True:
-                self.changed.clear()
-                value = predicate()
-                if asyncio.iscoroutine(value):
-                    value = await value
-                if value:
-                    return value
-                await self.changed.wait()
-
-        return await asyncio.wait_for(loop(), within)
+        return await until_job_change(self.runner.listeners, predicate, within)
 
     async def wait_finished(self, job_id: str, within: float = 20.0) -> Job:
         async def done() -> Job | None:
@@ -164,7 +153,6 @@ async def pipeline(
             sleep=clock.sleep,
         )
         p = Pipeline(emu, store, client, runner, dispatch, console, clock, transcript, texts)
-        runner.listeners.append(lambda _job: p.changed.set())
         await runner.start()
         try:
             yield p

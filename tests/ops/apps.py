@@ -20,6 +20,7 @@ from bot.config import parse_config
 from bot.jobs.model import Job
 from ima.emulator import DEFAULT_API_KEY, Emulator
 from tests.bot.harness import VirtualClock
+from tests.waiting import until_job_change
 
 
 class LineFeed:
@@ -58,7 +59,6 @@ class Running:
     app: App
     feed: LineFeed
     http: aiohttp.ClientSession
-    changed: asyncio.Event
     transcript: Path
 
     @property
@@ -72,18 +72,7 @@ class Running:
 
     async def wait_for(self, predicate: Callable[[], Any], within: float = 20.0) -> Any:
         """Waits on job changes (never by sleeping) until predicate() (sync or async) is truthy."""
-
-        async def loop() -> Any:
-            while True:
-                self.changed.clear()
-                value = predicate()
-                if asyncio.iscoroutine(value):
-                    value = await value
-                if value:
-                    return value
-                await self.changed.wait()
-
-        return await asyncio.wait_for(loop(), within)
+        return await until_job_change(self.app.runner.listeners, predicate, within)
 
     async def jobs(self) -> list[Job]:
         assert self.app.store is not None
@@ -122,12 +111,10 @@ async def running_app(
     app = App(
         config_for(tmp, emu, **sections), adapters=[console, *extra_adapters], clock=clock, sleep=clock.sleep
     )
-    changed = asyncio.Event()
     http = aiohttp.ClientSession()
     try:
         await app.start()
-        app.runner.listeners.append(lambda _job: changed.set())
-        yield Running(app, feed, http, changed, transcript)
+        yield Running(app, feed, http, transcript)
     finally:
         feed.end()
         await app.close()
