@@ -32,7 +32,7 @@ def success(texts: Texts, job: Job, *, elapsed: float) -> Notice:
             loc,
             model=model_name(texts, job.spec.model_id, loc),
             summary=summary(texts, job),
-            elapsed=format_duration(elapsed, loc),
+            elapsed=format_duration(texts, elapsed, loc),
             credit=job.credit or 0,
         ),
         *prompt_line(texts, job),

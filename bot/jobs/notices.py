@@ -72,7 +72,7 @@ def prenotice(
         lines.append(texts("prenotice.images", loc, roles=" + ".join(roles)))
     lines += render_notes(texts, job.spec.notes, loc)
     lines += render_notes(texts, notes, loc)
-    rng = format_range(est.low, est.high, loc)
+    rng = format_range(texts, est.low, est.high, loc)
     lines.append(
         texts("prenotice.estimate_history", loc, range=rng, samples=est.samples)
         if est.from_history
@@ -119,8 +119,8 @@ def progress(
         texts(
             "progress.elapsed",
             loc,
-            elapsed=format_duration(elapsed, loc),
-            range=format_range(est.low, est.high, loc),
+            elapsed=format_duration(texts, elapsed, loc),
+            range=format_range(texts, est.low, est.high, loc),
         ),
         texts("prenotice.understood", loc, summary=summary(texts, job)),
         *prompt_line(texts, job),
@@ -142,7 +142,7 @@ def closed(texts: Texts, job: Job, *, elapsed: float | None) -> Notice:
     """What the progress message becomes once the final message is posted below it."""
     loc = job.locale
     if job.state is JobState.SUCCEEDED and elapsed is not None:
-        title = texts("progress.done", loc, elapsed=format_duration(elapsed, loc))
+        title = texts("progress.done", loc, elapsed=format_duration(texts, elapsed, loc))
         pct = 100
     else:
         title = texts("progress.ended", loc, state=texts(f"state.{job.state.value}", loc))

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from ima.models import ESTIMATED_SECONDS, ModelId
 
+from .texts import Texts
+
 # The seed's cadence for progress edits: Fast every 30 s, Pro every 45 s.
 CADENCE_S: dict[ModelId, float] = {ModelId.FAST: 30.0, ModelId.PRO: 45.0}
 
@@ -66,23 +68,22 @@ class Cadence:
         self._last_text = text
 
 
-def format_duration(seconds: float, locale: str) -> str:
-    """`2m 05s` / `2分05秒`; under a minute `45s` / `45秒`."""
-    s = max(0, int(seconds))
-    m, s = divmod(s, 60)
-    if locale == "zh":
-        return f"{m}分{s:02d}秒" if m else f"{s}秒"
-    return f"{m}m {s:02d}s" if m else f"{s}s"
+def format_duration(texts: Texts, seconds: float, locale: str) -> str:
+    """Elapsed time in the user's words: `2m 05s` / `2分05秒`; under a minute `45s` / `45秒`."""
+    m, s = divmod(max(0, int(seconds)), 60)
+    if m:
+        return texts("unit.minutes_seconds", locale, m=m, s=f"{s:02d}")
+    return texts("unit.seconds", locale, n=s)
 
 
-def format_range(low: int, high: int, locale: str) -> str:
-    """A human estimate range: `1–2 min` / `1–2 分钟`, or seconds when short."""
+def format_range(texts: Texts, low: int, high: int, locale: str) -> str:
+    """An estimate range in the user's words: seconds when short, else whole minutes."""
     if high < 90:
-        return f"{low}–{high}秒" if locale == "zh" else f"{low}–{high} s"
+        return texts("unit.range_seconds", locale, low=low, high=high)
     lo_m, hi_m = max(1, round(low / 60)), max(1, math.ceil(high / 60))
     if lo_m == hi_m:
-        return f"约 {hi_m} 分钟" if locale == "zh" else f"about {hi_m} min"
-    return f"{lo_m}–{hi_m} 分钟" if locale == "zh" else f"{lo_m}–{hi_m} min"
+        return texts("unit.about_minutes", locale, n=hi_m)
+    return texts("unit.range_minutes", locale, low=lo_m, high=hi_m)
 
 
 def bar(pct: int, width: int = 10) -> str:
