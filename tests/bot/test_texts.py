@@ -74,5 +74,10 @@ def test_durations_and_ranges_read_naturally_in_both_languages() -> None:
     texts = Texts.load()
     assert format_duration(texts, 125, "en") == "2m 05s" and format_duration(texts, 45, "zh") == "45秒"
     assert format_duration(texts, 125, "zh") == "2分05秒"
-    assert format_range(texts, 60, 120, "en") == "1–2 min" and format_range(texts, 60, 120, "zh") == "1–2 分钟"
-    assert format_range(texts, 20, 40, "en") == "20–40 s" and format_range(texts, 100, 110, "en") == "about 2 min"
+    assert (
+        format_range(texts, 60, 120, "en") == "1–2 min" and format_range(texts, 60, 120, "zh") == "1–2 分钟"
+    )
+    assert (
+        format_range(texts, 20, 40, "en") == "20–40 s"
+        and format_range(texts, 100, 110, "en") == "about 2 min"
+    )
