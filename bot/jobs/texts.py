@@ -34,10 +34,22 @@ class Texts:
 
     @classmethod
     def load(cls, directory: Path = _DIR) -> Texts:
+        """Reads locales/{loc}.yaml and every locales/{loc}/*.yaml beside it (one file per area, so texts
+        stay near their topic); a key defined twice is an error naming both files."""
         tables = {}
         for loc in LOCALES:
             flat: dict[str, str] = {}
-            _flatten("", yaml.safe_load((directory / f"{loc}.yaml").read_text(encoding="utf-8")) or {}, flat)
+            where: dict[str, Path] = {}
+            files = [directory / f"{loc}.yaml", *sorted((directory / loc).glob("*.yaml"))]
+            for path in files:
+                if not path.is_file():
+                    continue
+                part: dict[str, str] = {}
+                _flatten("", yaml.safe_load(path.read_text(encoding="utf-8")) or {}, part)
+                for key in part.keys() & flat.keys():
+                    raise ValueError(f"text {key!r} is defined in both {where[key].name} and {path.name}")
+                flat.update(part)
+                where.update(dict.fromkeys(part, path))
             tables[loc] = flat
         return cls(tables)
 
