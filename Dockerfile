@@ -2,8 +2,9 @@
 # imabot: the chat-to-video bot. Build:  docker build -t imabot .
 # Run:    docker run -d --name imabot -v imabot-data:/data -v "$PWD/config.yaml:/config/config.yaml:ro" \
 #           -e IMA_API_KEY -p 8080:8080 --stop-timeout 40 imabot
-# The config's store.path should live under /data (the volume), and web.host must be 0.0.0.0 for the
-# published port (metrics, Feishu webhook) to answer; the health check itself calls 127.0.0.1.
+# The store lives under /data (the volume) and the web server listens on 0.0.0.0 so the published port
+# (metrics, Feishu webhook) answers: config.example.yaml reads both from the environment set below.
+# The health check itself calls 127.0.0.1.
 
 ARG PYTHON_VERSION=3.11
 
@@ -25,7 +26,9 @@ FROM python:${PYTHON_VERSION}-slim AS runtime
 ENV PATH=/opt/imabot/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    IMABOT_HEALTH_URL=http://127.0.0.1:8080/healthz
+    IMABOT_HEALTH_URL=http://127.0.0.1:8080/healthz \
+    IMABOT_STORE_PATH=/data/imabot.sqlite3 \
+    IMABOT_WEB_HOST=0.0.0.0
 RUN groupadd --system --gid 10001 imabot \
     && useradd --system --uid 10001 --gid imabot --home-dir /data --no-create-home \
        --shell /usr/sbin/nologin imabot \

@@ -45,8 +45,10 @@ def pct(values: Sequence[float], p: float) -> float:
 
 def describe_ms(values: Sequence[float]) -> str:
     ms = [v * 1000 for v in values]
-    return (f"n={len(ms)} p50={pct(ms, 50):.1f} ms p90={pct(ms, 90):.1f} ms p99={pct(ms, 99):.1f} ms "
-            f"max={max(ms):.1f} ms mean={statistics.fmean(ms):.1f} ms")  # fmt: skip
+    return (
+        f"n={len(ms)} p50={pct(ms, 50):.1f} ms p90={pct(ms, 90):.1f} ms p99={pct(ms, 99):.1f} ms "
+        f"max={max(ms):.1f} ms mean={statistics.fmean(ms):.1f} ms"
+    )
 
 
 def machine() -> str:
@@ -54,7 +56,8 @@ def machine() -> str:
     with contextlib.suppress(OSError):
         m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
         cpu = m.group(1).strip() if m else cpu
-    return f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}"
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}, load average {load}"
 
 
 @contextlib.asynccontextmanager
@@ -63,12 +66,29 @@ async def emulator_process(*, task_seconds: float = 100 * HOURS, speed: float = 
     base URL. Tasks take task_seconds of emulator time, so jobs stay in flight while we measure."""
     with tempfile.TemporaryDirectory(prefix="imabot-bench-emu-") as tmp:
         cfg = Path(tmp) / "emulator.json"
-        cfg.write_text(json.dumps({"base_seconds": {"ima-pro": task_seconds, "ima-pro-fast": task_seconds},
-                                   "task_timeout_seconds": task_seconds * 2}))  # fmt: skip
+        cfg.write_text(
+            json.dumps(
+                {
+                    "base_seconds": {"ima-pro": task_seconds, "ima-pro-fast": task_seconds},
+                    "task_timeout_seconds": task_seconds * 2,
+                }
+            )
+        )
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ima", "emulator", "--port", "0", "--speed", str(speed), "--config", str(cfg),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=str(ROOT),
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "ima",
+            "emulator",
+            "--port",
+            "0",
+            "--speed",
+            str(speed),
+            "--config",
+            str(cfg),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            cwd=str(ROOT),
+        )
         try:
             assert proc.stdout is not None
             url = ""
@@ -132,3 +152,62 @@ def bench_config(base_url: str, store: Path, *, n: int, **sections: Any) -> Any:
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}
     return parse_config(data)
+
+
+@contextlib.asynccontextmanager
+async def fake_feishu_process(tls: tuple[str, str] | None = None) -> AsyncIterator[dict[str, str]]:
+    """Runs bench/_fake_feishu.py in a child process; yields {"fake", "control"} URLs (and "tls" when
+    tls=(cert, key) is given: the same API over https)."""
+    extra = ["--tls", *tls] if tls else []
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bench" / "_fake_feishu.py"),
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=str(ROOT),
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        urls = dict(re.findall(r"(fake|control|tls) (\S+)", line))
+        if "fake" not in urls:
+            raise RuntimeError(f"the fake Feishu did not start: {line!r}")
+        yield urls
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+def self_signed(directory: Path) -> tuple[str, str, str]:
+    """Writes a certificate for 127.0.0.1 and its key, and a CA file = the public bundle (certifi) plus
+    that certificate, so clients verify it at the cost of loading a real bundle; returns their paths."""
+    import subprocess
+
+    import certifi
+
+    cert, key, bundle = directory / "cert.pem", directory / "key.pem", directory / "ca.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    bundle.write_text(Path(certifi.where()).read_text() + cert.read_text())
+    return str(cert), str(key), str(bundle)

@@ -34,9 +34,12 @@ from bot.jobs.model import JobState
 async def fake_feishu() -> AsyncIterator[tuple[str, str]]:
     """Runs bench/_fake_feishu.py in a child process; yields (fake URL, control URL)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bench" / "_fake_feishu.py"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=str(ROOT),
-    )  # fmt: skip
+        sys.executable,
+        str(ROOT / "bench" / "_fake_feishu.py"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=str(ROOT),
+    )
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
@@ -56,10 +59,20 @@ async def run(load: int, burst: int, samples: int) -> None:
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http,
     ):
         with tempfile.TemporaryDirectory(prefix="imabot-bench-") as tmp:
-            feishu = {"enabled": True, "app_id": "cli_test_app", "app_secret": "test-secret", "domain": fake_url,
-                      "transport": "ws"}  # fmt: skip
-            config = bench_config(base_url, Path(tmp) / "bench.sqlite3", n=load + burst + 2 * samples + 10,
-                                  feishu=feishu, jobs={"per_user_concurrency": 2, "max_pending_per_user": 5})  # fmt: skip
+            feishu = {
+                "enabled": True,
+                "app_id": "cli_test_app",
+                "app_secret": "test-secret",
+                "domain": fake_url,
+                "transport": "ws",
+            }
+            config = bench_config(
+                base_url,
+                Path(tmp) / "bench.sqlite3",
+                n=load + burst + 2 * samples + 10,
+                feishu=feishu,
+                jobs={"per_user_concurrency": 2, "max_pending_per_user": 5},
+            )
             app = App(config, adapters=[NullChat()])
             past_create: set[str] = set()  # jobs running, or already finished
             changed = asyncio.Event()

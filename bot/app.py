@@ -9,21 +9,26 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
+from prometheus_client import Counter
 
 from bot.config import Config
 from bot.core import Adapter
 from bot.dispatch import Dispatcher, DispatchSettings
+from bot.jobs._lock import StoreLock
 from bot.jobs.runner import JobRunner, RunnerSettings
 from bot.jobs.scheduler import Scheduler
 from bot.jobs.store import JobStore, StoreError
+from bot.jobs.store_identity import StoreWatch, with_advice
 from bot.jobs.texts import Texts
 from bot.metrics import Metrics
+from bot.parsing.kind import warm as warm_parser
 from ima import ImaClient
 from ima.models import ModelId
 
 log = logging.getLogger("imabot.app")
 
 PURGE_INTERVAL_S = 3600.0  # expired dedup keys are deleted this often
+STORE_CHECK_INTERVAL_S = 15.0  # how often the store file is checked for deletion or replacement
 
 
 def build_adapters(config: Config, texts: Texts) -> list[Adapter]:
@@ -64,6 +69,7 @@ def build_adapters(config: Config, texts: Texts) -> list[Adapter]:
                     send_video_file=f.send_video_file,
                     max_image_bytes=int(config.jobs.max_image_mb * 2**20),
                     min_patch_interval=f.min_patch_interval,
+                    webhook_max_age=f.webhook_max_age,
                 ),
                 texts=texts,
             )
@@ -99,11 +105,20 @@ class App:
         self.metrics = Metrics()  # its own registry: two Apps in one process never share a counter
         self._housekeeping: asyncio.Task[None] | None = None
         self.fatal: BaseException | None = None
+        self._store_lock: StoreLock | None = None  # one owner per store (bot/jobs/_lock.py)
+        self.store_watch: StoreWatch | None = None
+        self._store_checks: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         c = self.config
-        self.session = aiohttp.ClientSession(trace_configs=[self.metrics.ima_trace_config()])
-        self.store = await JobStore.open(c.store.path, clock=self._clock)
+        # Before anything else: a second process on this store must stop here (raises StoreLocked).
+        self._store_lock = StoreLock.acquire(c.store.path)
+        self.session = aiohttp.ClientSession()  # IMA calls are timed by the client's observer below
+        try:
+            self.store = await JobStore.open(c.store.path, clock=self._clock)
+        except StoreError as exc:
+            raise StoreError(with_advice(str(exc))) from exc
+        self.store_watch = StoreWatch(c.store.path)
         self.client = ImaClient(
             self.session,
             c.ima.api_key,
@@ -111,6 +126,7 @@ class App:
             upload_base_url=c.ima.upload_base_url,
             language=c.ima.language,
             catalog_ttl=c.ima.catalog_ttl,
+            observe=self.metrics.observe_ima,
         )
         self.scheduler = Scheduler(
             global_limit=c.jobs.global_concurrency, per_user_limit=c.jobs.per_user_concurrency
@@ -133,6 +149,7 @@ class App:
                 history_min_samples=c.jobs.history_min_samples,
                 max_image_bytes=int(c.jobs.max_image_mb * 2**20),
                 daily_credit_budget=c.jobs.daily_credit_budget,
+                time_scale=s,
             ),
             clock=self._clock,
             sleep=self._sleep,
@@ -152,6 +169,8 @@ class App:
                 max_pending_per_user=c.jobs.max_pending_per_user,
                 event_ttl=c.jobs.dedup_hours * 3600,
                 daily_credit_budget=c.jobs.daily_credit_budget,
+                max_storyboard_shots=c.jobs.max_storyboard_shots,  # issue 14
+                confirm_above_credits=c.jobs.confirm_above_credits,  # issue 14
             ),
             clock=self._clock,
         )
@@ -168,7 +187,29 @@ class App:
             purge_events_forever(self.store, interval=PURGE_INTERVAL_S), name="imabot-purge-events"
         )
         self._housekeeping.add_done_callback(_log_crash)
-        await self.runner.start()
+        self._store_checks = asyncio.create_task(self._check_store_forever(), name="imabot-store-check")
+        self._store_checks.add_done_callback(_log_crash)
+        # The phrase tables compile here, off the loop and before any adapter takes a message.
+        await asyncio.to_thread(warm_parser)
+        undeliverable = Counter(
+            "imabot_finals_undeliverable",
+            "Final messages given up on after hours of refused deliveries",
+            ["platform"],
+            registry=self.metrics.registry,
+        )
+        self.runner.outbox.on_undeliverable = lambda job: undeliverable.labels(job.origin.platform).inc()
+        store_faults = Counter(
+            "imabot_store_write_failures",
+            "Job store writes that failed (and were retried)",
+            registry=self.metrics.registry,
+        )
+        self.runner.store_listeners.append(lambda _exc: store_faults.inc())
+        store = self.store
+        for adapter in self.adapters:  # a push the store cannot record is not acked (pushed again later)
+            if hasattr(adapter, "refuse_reason"):
+                adapter.refuse_reason = lambda: store.write_error
+        # Platforms and /healthz first: every delivery of the resume needs a running adapter, and the
+        # resume and the outbox run in the runner's own tasks, so nothing here waits for a platform.
         if c.web.enabled:
             from bot.web import WebServer
 
@@ -178,6 +219,39 @@ class App:
             task = asyncio.create_task(adapter.run(self.dispatcher), name=f"adapter-{adapter.platform}")
             task.add_done_callback(self._adapter_ended)
             self._adapter_tasks.append(task)
+        await self.runner.start(ready=self._adapters_ready)
+        await self.dispatcher.storyboards.resume()  # issue 14: shots whose turn came while we were down
+
+    async def _adapters_ready(self) -> None:
+        """Returns once every adapter can send (Feishu: token and transport; Discord: gateway ready)."""
+        waits = [
+            w()
+            for a in self.adapters
+            if (w := getattr(a, "wait_started", None) or getattr(a, "wait_ready", None))
+        ]
+        await asyncio.gather(*waits)
+
+    @property
+    def store_fault(self) -> str:
+        """Why the store is no longer trusted (deleted or replaced under us), "" while it is."""
+        return self.store_watch.fault if self.store_watch is not None else ""
+
+    def check_store(self) -> str:
+        """Checks that the store file is still the one opened; once it is not, new jobs are refused (and
+        /healthz is unhealthy). Returns the fault, "" when all is well."""
+        if self.store_watch is None:
+            return ""
+        fault = self.store_watch.check()
+        if fault and hasattr(self, "dispatcher"):
+            self.dispatcher.refuse_new = fault
+        return fault
+
+    async def _check_store_forever(self) -> None:
+        """check_store() every STORE_CHECK_INTERVAL_S until it finds a fault (one stat(): fine on the loop)."""
+        while True:
+            if self.check_store():
+                return
+            await asyncio.sleep(STORE_CHECK_INTERVAL_S)
 
     def _adapter_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -196,6 +270,11 @@ class App:
     async def wait_stopped(self) -> None:
         await self._stop_requested.wait()
 
+    @property
+    def stop_requested(self) -> bool:
+        """Whether stop() was called (a signal), as opposed to an adapter ending."""
+        return self._stop_requested.is_set()
+
     async def wait_idle(self) -> None:
         """Returns when no job is unfinished and every final message is delivered."""
         assert self.store is not None
@@ -209,21 +288,27 @@ class App:
 
     async def close(self) -> None:
         """Stops taking jobs, records state, and closes every resource in reverse order of opening."""
+        self.check_store()  # a store lost since the last check is reported (and fails the exit status)
         for adapter in self.adapters:
             with contextlib.suppress(Exception):
                 await adapter.close()
         for task in self._adapter_tasks:
             task.cancel()
         await asyncio.gather(*self._adapter_tasks, return_exceptions=True)
+        if hasattr(self, "dispatcher"):
+            await self.dispatcher.storyboards.close()  # issue 14: before the store it writes to closes
         if hasattr(self, "runner"):
             await self.runner.close()
         if self.web is not None:
             await self.web.close()
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            await asyncio.gather(self._housekeeping, return_exceptions=True)
+        for bg in (self._housekeeping, self._store_checks):
+            if bg is not None:
+                bg.cancel()
+                await asyncio.gather(bg, return_exceptions=True)
         if self.store is not None:
             await self.store.close()
+        if self._store_lock is not None:
+            self._store_lock.release()
         if self.session is not None:
             await self.session.close()
 

@@ -1,105 +1,111 @@
-"""The chat commands: /video-settings, /video-jobs, /video-cancel and help."""
+"""The replies to the chat commands: help, jobs, cancel and settings. One message per command, in the
+user's language (or, for a reply about one job, the job's); a successful cancel answers with the job's own
+"Cancelled" message, so it gets no second reply here."""
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from bot.core import Command, CommandIntent, Notice, NoticeKind
+from bot.command_settings import settings
+from bot.core import Command, CommandIntent, Notice, NoticeKind, detect_locale
 from bot.jobs import notices
-from ima import normalize_model_id
-from ima.errors import ImaUsageError
-from ima.models import ModelId, TaskType
 
 if TYPE_CHECKING:
     from bot.dispatch import Dispatcher
 
-_RATIO = re.compile(r"^\s*(\d{1,2})\s*[:：]\s*(\d{1,2})\s*$")
-_RESOLUTIONS = {"480P", "720P", "1080P", "4K"}
-_CLEAR = {"", "default", "none", "auto", "默认", "自动", "clear"}
+HELP_LINES = (
+    "commands.help_video",
+    "commands.help_jobs",
+    "commands.help_cancel",
+    "commands.help_retry",
+    "commands.help_buttons",
+    "commands.help_settings",
+    "commands.help_help",
+)
 
 
-async def run_command(d: Dispatcher, intent: CommandIntent) -> Notice:
+async def run_command(d: Dispatcher, intent: CommandIntent) -> Notice | None:
+    """The reply to a command; None when the job's own message answers it (a cancel that went through)."""
     from bot.dispatch import user_key
 
-    locale = await d.locale_for(intent)
-    t = d.texts
     key = user_key(intent)
-    if intent.command is Command.JOBS:
-        jobs = await d.store.recent_jobs(key, limit=10)
-        if not jobs:
-            return Notice(NoticeKind.INFO, t("command.jobs_empty", locale), locale=locale)
-        lines = tuple(
-            t(
-                "command.jobs_line",
-                locale,
-                state=t(f"state.{j.state.value}", locale),
-                model=notices.model_name(t, j.spec.model_id, locale),
-                prompt=_short(j.spec.prompt),
-                id=j.id,
-            )
-            for j in jobs
-        )
-        return Notice(NoticeKind.INFO, t("command.jobs_title", locale), lines, locale=locale)
-    if intent.command is Command.CANCEL:
-        job_id = (intent.args.get("job_id") or "").strip()
-        job = await d.store.get_job(job_id) if job_id else await d.store.latest_unfinished(key)
-        if job is None or job.finished or job.user_key != key:
-            return Notice(NoticeKind.INFO, t("command.cancel_none", locale), locale=locale)
-        await d.runner.cancel(job.id)
-        return Notice(NoticeKind.INFO, t("command.cancel_done", locale, id=job.id), locale=locale)
-    if intent.command is Command.SETTINGS:
-        return await _settings(d, key, intent, locale)
-    return Notice(
-        NoticeKind.INFO, t("command.help_title", locale), (t("command.help_body", locale),), locale=locale
-    )
-
-
-async def _settings(d: Dispatcher, key: str, intent: CommandIntent, locale: str) -> Notice:
+    locale = await user_locale(d, intent, key)
     t = d.texts
-    changes: dict[str, Any] = {}
-    try:
-        for field, raw in intent.args.items():
-            value = str(raw).strip()
-            cleared = value.lower() in _CLEAR
-            if field == "model":
-                model = None if cleared else normalize_model_id(value)
-                changes["models"] = {tt: model for tt in TaskType}
-            elif field == "duration":
-                changes["duration"] = None if cleared else int(value.lower().rstrip("s秒 "))
-            elif field == "aspect_ratio":
-                m = _RATIO.match(value)
-                if not cleared and not m:
-                    raise ValueError(value)
-                changes["aspect_ratio"] = None if cleared else f"{int(m.group(1))}:{int(m.group(2))}"
-            elif field == "resolution":
-                res = value.upper()
-                if not cleared and res not in _RESOLUTIONS:
-                    raise ValueError(value)
-                changes["resolution"] = None if cleared else res
-            elif field in ("language", "locale"):
-                changes["locale"] = None if cleared else ("zh" if value.lower().startswith("zh") else "en")
-    except (ValueError, ImaUsageError):
-        return notices.error(
-            t, locale, "error.usage", detail=", ".join(f"{k}={v}" for k, v in intent.args.items())
-        )
-    prefs = await d.store.set_prefs(key, **changes) if changes else await d.store.get_prefs(key)
-    locale = prefs.locale or locale
-    unset = t("command.settings_unset", locale)
-    model = next(iter(prefs.models.values()), None) if prefs.models else None
-    values = {
-        "model": notices.model_name(t, ModelId(model), locale) if model else unset,
-        "duration": t("unit.seconds", locale, n=prefs.duration) if prefs.duration else unset,
-        "aspect_ratio": prefs.aspect_ratio or unset,
-        "resolution": prefs.resolution or unset,
-        "locale": t(f"language.{prefs.locale}", locale) if prefs.locale in ("zh", "en") else unset,
-    }
+    if intent.command is Command.JOBS:
+        return await _jobs(d, key, locale)
+    if intent.command is Command.CANCEL:
+        return await _cancel(d, key, (intent.args.get("job_id") or "").strip(), locale)
+    if intent.command is Command.SETTINGS:
+        return await settings(d, key, intent.origin.platform, intent.origin.chat_id, intent.args, locale)
+    lines = tuple(t(key, locale) for key in HELP_LINES)
+    return Notice(NoticeKind.INFO, t("command.help_title", locale), lines, locale=locale)
+
+
+async def user_locale(d: Dispatcher, intent: CommandIntent, key: str) -> str:
+    """The user's language for a command (which has no prose to detect it from): their setting, else the
+    platform's locale, else the language of their newest job, else the bot's default."""
+    prefs = await d.store.get_prefs(key)
+    if prefs.locale:
+        return prefs.locale
+    if intent.locale:
+        return detect_locale("", intent.locale, d.settings.default_locale)
+    recent = await d.store.recent_jobs(key, limit=1)
+    return recent[0].locale if recent else d.settings.default_locale
+
+
+async def _jobs(d: Dispatcher, key: str, locale: str) -> Notice:
+    t = d.texts
+    jobs = await d.store.recent_jobs(key, limit=10)
+    if not jobs:
+        return Notice(NoticeKind.INFO, t("command.jobs_empty", locale), locale=locale)
     lines = tuple(
-        t("command.settings_line", locale, field=t(f"field.{f}", locale), value=v) for f, v in values.items()
+        t(
+            "command.jobs_line",
+            locale,
+            state=t(f"state.{j.state.value}", locale),
+            model=notices.model_name(t, j.spec.model_id, locale),
+            prompt=_short(j.spec.prompt),
+            id=j.id,
+        )
+        for j in jobs
     )
-    if changes:
-        lines = (t("command.settings_updated", locale), *lines)
-    return Notice(NoticeKind.INFO, t("command.settings_title", locale), lines, locale=locale)
+    return Notice(NoticeKind.INFO, t("command.jobs_title", locale), lines, locale=locale)
+
+
+async def _cancel(d: Dispatcher, key: str, job_id: str, locale: str) -> Notice | None:
+    """Cancels the named job (or the user's newest unfinished one). Returns None when it was cancelled:
+    the job's own message then says so (in the job's language), exactly once."""
+    t = d.texts
+    if not job_id:
+        job = await d.store.latest_unfinished(key)
+        if job is None:
+            return Notice(NoticeKind.INFO, t("commands.cancel_nothing", locale), locale=locale)
+        await d.runner.cancel(job.id)
+        return None
+    job = await d.store.get_job(job_id)
+    if job is not None and job.user_key != key:
+        return notices.error(t, locale, "input.not_your_job")
+    if job is None or job.finished:
+        if job is None:
+            text = t("commands.cancel_unknown", locale, id=job_id)
+        else:
+            locale = job.locale
+            text = t(
+                "commands.cancel_finished", locale, id=job.id, state=t(f"state.{job.state.value}", locale)
+            )
+        open_ids = [
+            j.id
+            for j in await d.store.recent_jobs(key, limit=20)
+            if not j.finished and j.state.value != "draft"
+        ]
+        lines = (
+            (t("commands.cancel_open", locale, ids=", ".join(f"`{i}`" for i in open_ids)),)
+            if open_ids
+            else ()
+        )
+        return Notice(NoticeKind.INFO, text, lines, locale=locale)
+    await d.runner.cancel(job.id)
+    return None
 
 
 def _short(text: str, limit: int = 40) -> str:

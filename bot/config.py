@@ -1,17 +1,18 @@
-"""Typed, env-expanded configuration; every error names the dotted key it is about."""
+"""Typed, env-expanded configuration, checked by type and range at load: whatever would fail at start
+fails here, with an error naming the dotted key."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+from bot.config_yaml import ConfigLoader, Missing
 
 
 class ConfigError(ValueError):
@@ -19,45 +20,6 @@ class ConfigError(ValueError):
         super().__init__(f"{key}: {problem}")
         self.key = key
         self.problem = problem
-
-
-class _EnvLoader(yaml.SafeLoader):
-    """A private SafeLoader that expands ${VAR} and ${VAR:-default} in scalars (the global loader stays as is)."""
-
-
-def _expand(loader: _EnvLoader, node: yaml.ScalarNode) -> Any:
-    raw = loader.construct_scalar(node)
-    missing: list[str] = []
-
-    def sub(m: re.Match[str]) -> str:
-        value = os.environ.get(m.group(1))
-        if value is None:
-            if m.group(2) is None:
-                missing.append(m.group(1))
-                return ""
-            return m.group(2)
-        return value
-
-    if "${" not in raw:
-        return raw
-    text = _ENV.sub(sub, raw)
-    if missing:
-        # Kept as a marker so the error can name the dotted key, not just the variable.
-        return _Missing(missing[0])
-    if node.style is None and text.strip():
-        # An unquoted value is typed as YAML types it once expanded (numbers, booleans, null).
-        return yaml.safe_load(text)
-    return text
-
-
-class _Missing(str):
-    def __new__(cls, var: str) -> _Missing:
-        obj = super().__new__(cls, "")
-        obj.var = var  # type: ignore[attr-defined]
-        return obj
-
-
-_EnvLoader.add_constructor("tag:yaml.org,2002:str", _expand)
 
 
 @dataclass(frozen=True)
@@ -71,7 +33,7 @@ class ImaSettings:
 
 @dataclass(frozen=True)
 class StoreSettings:
-    path: str = "imabot.sqlite3"
+    path: str = ".imabot/imabot.sqlite3"  # relative paths are read from the config's folder
 
 
 @dataclass(frozen=True)
@@ -88,6 +50,8 @@ class JobsSettings:
     max_images: int = 9
     max_image_mb: float = 20.0
     dedup_hours: float = 8.0
+    max_storyboard_shots: int = 6  # issue 14: shots per storyboard
+    confirm_above_credits: int = 0  # issue 14: ask before a job or storyboard costing more; 0 = never
 
 
 @dataclass(frozen=True)
@@ -122,6 +86,7 @@ class FeishuSection:
     chat_allowlist: list[str] = field(default_factory=list)
     send_video_file: bool = False
     min_patch_interval: float = 10.0
+    webhook_max_age: float = 300.0  # seconds a signed push's timestamp may be from now (replays)
 
 
 @dataclass(frozen=True)
@@ -162,24 +127,24 @@ class Config:
 
 
 def load_config(path: str | Path) -> Config:
-    """Reads and validates a config file. Raises ConfigError naming the dotted key."""
+    """Reads and checks a config file; relative paths in it are read from the file's folder.
+    Raises ConfigError naming the dotted key."""
+    path = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read the file ({exc.strerror})") from None
     try:
-        data = yaml.load(text, Loader=_EnvLoader) or {}
+        data = yaml.load(text, Loader=ConfigLoader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), f"not valid YAML: {exc}") from None
-    config = _build(Config, data, "")
-    _validate(config)
-    return config
+    return parse_config(data, base=path.resolve().parent)
 
 
-def parse_config(data: Mapping[str, Any]) -> Config:
-    config = _build(Config, data, "")
-    _validate(config)
-    return config
+def parse_config(data: Mapping[str, Any], *, base: Path | None = None) -> Config:
+    """Builds and checks a Config from plain data; relative paths are read from base (default: the
+    current folder). Raises ConfigError naming the dotted key."""
+    return _validate(_build(Config, data, ""), base or Path.cwd())
 
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
@@ -197,7 +162,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         if f.name not in data:
             continue
         key, value, hint = _join(prefix, f.name), data[f.name], hints[f.name]
-        if isinstance(value, _Missing):
+        if isinstance(value, Missing):
             raise ConfigError(key, f"environment variable {value.var} is not set")  # type: ignore[attr-defined]
         values[f.name] = _build(hint, value, key) if is_dataclass(hint) else _coerce(hint, value, key)
     return cls(**values)
@@ -233,26 +198,124 @@ def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
-def _validate(c: Config) -> None:
-    if c.defaults.model not in ("ima-pro", "ima-pro-fast"):
-        raise ConfigError("defaults.model", "must be ima-pro or ima-pro-fast (the only models this bot runs)")
-    if c.defaults.locale not in ("en", "zh"):
-        raise ConfigError("defaults.locale", "must be en or zh")
-    if c.feishu.transport not in ("ws", "webhook"):
-        raise ConfigError("feishu.transport", "must be ws or webhook")
-    for key, value in (
-        ("jobs.global_concurrency", c.jobs.global_concurrency),
-        ("jobs.per_user_concurrency", c.jobs.per_user_concurrency),
-        ("jobs.poll_interval", c.jobs.poll_interval),
-        ("jobs.max_wait", c.jobs.max_wait),
-    ):
-        if value <= 0:
-            raise ConfigError(key, "must be greater than 0")
-    if c.jobs.max_wait > 2400:
-        raise ConfigError("jobs.max_wait", "must be at most 2400 seconds (IMA's 40-minute cap)")
+# Numeric options: (lowest, highest, whether the lowest itself is refused). None = no upper bound.
+_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "ima.catalog_ttl": (0, None, False),
+    "jobs.global_concurrency": (1, None, False),
+    "jobs.per_user_concurrency": (1, None, False),
+    "jobs.max_pending_per_user": (1, None, False),
+    "jobs.daily_credit_budget": (0, None, False),
+    "jobs.poll_interval": (0, 600, True),
+    "jobs.max_wait": (0, 2400, True),  # IMA's 40-minute cap
+    "jobs.progress_interval_pro": (0, None, True),
+    "jobs.progress_interval_fast": (0, None, True),
+    "jobs.history_min_samples": (1, None, False),
+    "jobs.max_images": (1, 9, False),
+    "jobs.max_image_mb": (0, None, True),
+    "jobs.dedup_hours": (0, None, True),
+    "jobs.max_storyboard_shots": (2, 20, False),
+    "jobs.confirm_above_credits": (0, None, False),
+    "defaults.duration": (1, 60, False),
+    "discord.min_edit_interval": (0, None, False),
+    "feishu.min_patch_interval": (0, None, False),
+    "feishu.webhook_max_age": (1, None, False),
+    "web.port": (0, 65535, False),  # 0 = any free port (tests)
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "ima.language": ("en", "zh"),
+    "defaults.locale": ("en", "zh"),
+    "defaults.resolution": ("480P", "720P", "1080P", "4K"),
+    "feishu.transport": ("ws", "webhook"),
+    "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+}
+_URLS = ("ima.base_url", "ima.upload_base_url", "feishu.domain")
+_PATHS = ("store.path", "logging.file")
+_RATIO = re.compile(r"^(\d{1,2})\s*[:：]\s*(\d{1,2})$")
+
+
+def _get(c: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(c, section), name)
+
+
+def _set(c: Config, key: str, value: Any) -> Config:
+    section, name = key.split(".")
+    return replace(c, **{section: replace(getattr(c, section), **{name: value})})
+
+
+def _validate(c: Config, base: Path) -> Config:
+    """Checks every value by type and range; returns the config with values in canonical form (upper-case
+    levels and resolutions, `16:9` ratios, model ids, absolute paths)."""
+    for key, (low, high, open_low) in _RANGES.items():
+        value = _get(c, key)
+        if value is None:
+            continue
+        if (open_low and value <= low) or value < low:
+            raise ConfigError(
+                key, f"must be {'greater than' if open_low else 'at least'} {low:g}, not {value:g}"
+            )
+        if high is not None and value > high:
+            raise ConfigError(key, f"must be at most {high:g}, not {value:g}")
+    for key, allowed in _CHOICES.items():
+        value = _get(c, key)
+        if value is None:
+            continue
+        canon = value.upper() if allowed[0].isupper() else value.lower()
+        if canon not in allowed:
+            raise ConfigError(key, f"must be one of {', '.join(allowed)}, not {value!r}")
+        c = _set(c, key, canon)
+    for key in _URLS:
+        if not re.match(r"^https?://[^\s/]+", _get(c, key)):
+            raise ConfigError(key, f"must be an http(s):// URL, not {_get(c, key)!r}")
+    c = _set(c, "defaults.model", _model(c.defaults.model))
+    c = _set(c, "defaults.aspect_ratio", _ratio(c.defaults.aspect_ratio))
+    for key in _PATHS:
+        if _get(c, key):
+            c = _set(c, key, _writable(key, base / Path(_get(c, key)).expanduser()))
     if c.discord.enabled and not c.discord.token:
         raise ConfigError("discord.token", "is required when discord.enabled is true")
     if c.feishu.enabled and not (c.feishu.app_id and c.feishu.app_secret):
         raise ConfigError("feishu.app_id", "app_id and app_secret are required when feishu.enabled is true")
     if c.feishu.enabled and c.feishu.transport == "webhook" and not c.web.enabled:
         raise ConfigError("web.enabled", "the Feishu webhook transport needs the web server")
+    return c
+
+
+def _model(value: str) -> str:
+    from ima import normalize_model_id
+    from ima.errors import ImaUsageError
+
+    try:
+        return normalize_model_id(value).value
+    except ImaUsageError:
+        raise ConfigError(
+            "defaults.model",
+            f"must be ima-pro (Ima Sevio 1.0) or ima-pro-fast (Ima Sevio 1.0-Fast), not {value!r}",
+        ) from None
+
+
+def _ratio(value: str | None) -> str | None:
+    if value is None:
+        return None
+    m = _RATIO.match(value.strip())
+    if not m or not int(m.group(1)) or not int(m.group(2)):
+        raise ConfigError(
+            "defaults.aspect_ratio",
+            f'must be a ratio such as "16:9" or "9:16" (in quotes), not {value!r}',
+        )
+    return f"{int(m.group(1))}:{int(m.group(2))}"
+
+
+def _writable(key: str, path: Path) -> str:
+    """The absolute path, once it is known the bot can create or write the file there."""
+    path = Path(os.path.abspath(path))
+    if path.is_dir():
+        raise ConfigError(key, f"{path} is a folder; give a file path in it")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise ConfigError(key, f"{path} is not writable")
+        return str(path)
+    folder = next(p for p in path.parents if p.exists())
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(key, f"cannot create {path}: {folder} is not a writable folder")
+    return str(path)

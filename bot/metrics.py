@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from types import SimpleNamespace
 from typing import Any, Protocol
 
-import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -84,8 +82,8 @@ class _Live:
 class Metrics:
     """Every metric of one App in its own registry (no global state: two Apps never share a counter).
 
-    Feed it with `on_job` (a runner listener), `on_platform_error` (Delivery's hook) and the session
-    trace config from `ima_trace_config()`; `bind` points the live gauges at the scheduler and adapters.
+    Feed it with `on_job` (a runner listener), `on_platform_error` (Delivery's hook) and `observe_ima`
+    (ImaClient's observer); `bind` points the live gauges at the scheduler and adapters.
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.perf_counter) -> None:
@@ -181,34 +179,10 @@ class Metrics:
         status = "gone" if isinstance(error, MessageGone) else str(error.status or "none")
         self.platform_errors.labels(platform, status).inc()
 
-    def ima_trace_config(self) -> aiohttp.TraceConfig:
-        """Returns a TraceConfig for the session ImaClient uses: times every call by endpoint and status."""
-        trace = aiohttp.TraceConfig()
-
-        async def started(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: Any) -> None:
-            ctx.imabot_started = self._clock()
-
-        async def ended(
-            _s: aiohttp.ClientSession, ctx: SimpleNamespace, p: aiohttp.TraceRequestEndParams
-        ) -> None:
-            self._observe(ctx, p.method, p.url.path, str(p.response.status))
-
-        async def failed(
-            _s: aiohttp.ClientSession, ctx: SimpleNamespace, p: aiohttp.TraceRequestExceptionParams
-        ) -> None:
-            self._observe(ctx, p.method, p.url.path, "error")
-
-        trace.on_request_start.append(started)
-        trace.on_request_end.append(ended)
-        trace.on_request_exception.append(failed)
-        return trace
-
-    def _observe(self, ctx: SimpleNamespace, method: str, path: str, status: str) -> None:
-        started = getattr(ctx, "imabot_started", None)
-        if started is None:
-            return
+    def observe_ima(self, method: str, path: str, status: str, seconds: float) -> None:
+        """ImaClient's observer: times one IMA call by endpoint and status (see ima._transport.Observer)."""
         key = (endpoint_label(method, path), status)
         child = self._latency.get(key)
         if child is None:  # labels() costs a lock and a tuple build: once per label pair, not per call
             child = self._latency[key] = self.ima_latency.labels(*key)
-        child.observe(self._clock() - started)
+        child.observe(seconds)

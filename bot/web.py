@@ -78,9 +78,12 @@ class WebServer:
             raise
         self._runner = runner
         self.port = runner.addresses[0][1]
+        bound = runner.addresses[0]  # the address really listened on (0.0.0.0 = every interface)
         log.info(
-            "web server on %s (healthz, metrics%s)",
+            "web server on %s, listening on %s:%d (healthz, metrics%s)",
             self.url,
+            bound[0],
+            bound[1],
             ", feishu webhook" if webhook_handlers(self._app.adapters) else "",
         )
 
@@ -102,8 +105,22 @@ class WebServer:
             except TimeoutError:
                 store_ok = False
         adapters = {str(a.platform): bool(a.connected) for a in self._app.adapters}
+        # A failed write makes the store unhealthy until a write commits again (reads may still work).
+        store_error = str(getattr(store, "write_error", "") or "")
+        # A store file deleted or replaced under us still answers queries: that fault is known apart.
+        store_error = store_error or str(getattr(self._app, "store_fault", "") or "")
+        store_ok = store_ok and not store_error
         healthy = store_ok and all(adapters.values())
-        body = {"status": "ok" if healthy else "unhealthy", "store": store_ok, "adapters": adapters}
+        body: dict[str, Any] = {
+            "status": "ok" if healthy else "unhealthy",
+            "store": store_ok,
+            "adapters": adapters,
+        }
+        if store_error:
+            body["store_error"] = store_error
+        runner = getattr(self._app, "runner", None)
+        if healthy and runner is not None and runner.resuming:
+            body["status"] = "resuming"  # serving, while the previous run's jobs are picked up
         return web.json_response(body, status=200 if healthy else 503)
 
     async def metrics(self, _request: web.Request) -> web.Response:

@@ -24,6 +24,15 @@ from .errors import (
     TaskTimeout,
     UploadError,
 )
+from .explain import (
+    COMBINATION_NOT_OFFERED,
+    OTHER_MODEL_OFFERS,
+    VALUE_ADJUSTED,
+    VALUE_CHANGED,
+    VALUE_NOT_OFFERED,
+    VALUE_NOT_OFFERED_WITH,
+    VALUE_UNKNOWN_DROPPED,
+)
 from .models import (
     CreatedTask,
     CreditRule,
@@ -37,13 +46,17 @@ from .models import (
     TaskState,
     TaskType,
 )
-from .params import VALUE_ADJUSTED, VALUE_UNKNOWN_DROPPED
 from .polling import progress_percent
 from .reflection import REFLECTION_COMPLETED, REFLECTION_DEGRADED, REFLECTION_RESELECTED
 
 NOTE_KEYS = (
     VALUE_ADJUSTED,
     VALUE_UNKNOWN_DROPPED,
+    VALUE_NOT_OFFERED,
+    VALUE_NOT_OFFERED_WITH,
+    COMBINATION_NOT_OFFERED,
+    VALUE_CHANGED,
+    OTHER_MODEL_OFFERS,
     REFLECTION_DEGRADED,
     REFLECTION_COMPLETED,
     REFLECTION_RESELECTED,

@@ -181,8 +181,9 @@ def offered_values(product: Product, field: str) -> list[Any]:
 def choices(product: Product, field: str) -> list[Any]:
     """The values a request may carry for `field`: the rule values when rules price the field and no
     `default: enabled` rule catches the rest (only a priced value can match a rule), else the form
-    options (plus rule values); [] when the leaf does not constrain the field."""
-    priced = rule_values(product.credit_rules, field)
+    options (plus rule values); [] when the leaf does not constrain the field. Rule values of the
+    unpriced keys (`aspect_ratio`, `audio`) never constrain them."""
+    priced = [] if norm_key(field) in UNPRICED_KEYS else rule_values(product.credit_rules, field)
     if priced and not any(r.is_default for r in product.credit_rules):
         return priced
     seen: dict[str, Any] = {}
@@ -201,7 +202,7 @@ def rule_values(rules: Iterable[CreditRule], key: str) -> list[Any]:
     return list(seen.values())
 
 
-# ---- credit rules (the newer runtime's matching, contract §4.8) --------------------------------
+# ---- credit rules (matching itself is ima/combos.py: a search over priced combinations) --------
 
 
 def rule_keys(rules: Iterable[CreditRule]) -> list[str]:
@@ -220,51 +221,6 @@ def lookup(params: Mapping[str, Any], key: str) -> tuple[bool, Any]:
         if norm_key(k) == norm_key(key):
             return True, v
     return False, None
-
-
-def _matches(rule: CreditRule, candidate: Mapping[str, Any]) -> int:
-    count = 0
-    for k, v in rule.conditions.items():
-        if norm_key(k) in UNPRICED_KEYS:
-            continue
-        present, value = lookup(candidate, k)
-        if present and same_value(value, v):
-            count += 1
-    return count
-
-
-def select_rule(
-    rules: Sequence[CreditRule],
-    params: Mapping[str, Any],
-    *,
-    preferred: Iterable[str] = (),
-    exclude: Iterable[int] = (),
-) -> CreditRule | None:
-    """The credit rule for `params`: the first non-default rule all of whose (priced) conditions equal
-    the params, else the non-default rule matching most conditions (≥ 1; ties go to the rule matching
-    more `preferred` keys, then the first), else the `default: enabled` rule, else the first rule.
-    Rules whose attribute_id is in `exclude` are skipped. None when no rule is left."""
-    excluded = set(exclude)
-    usable = [r for r in rules if r.attribute_id not in excluded]
-    if not usable:
-        return None
-    keys = {norm_key(k) for k in rule_keys(usable)}
-    candidate = {k: v for k, v in params.items() if norm_key(k) in keys}
-    fallback = next((r for r in usable if r.is_default), usable[0])
-    plain = [r for r in usable if not r.is_default and r.conditions]
-    if not candidate:
-        return fallback
-    for rule in plain:
-        priced = [k for k in rule.conditions if norm_key(k) not in UNPRICED_KEYS]
-        if priced and _matches(rule, candidate) == len(priced):
-            return rule
-    wanted = {k: v for k, v in candidate.items() if norm_key(k) in {norm_key(p) for p in preferred}}
-    best, best_score = None, (0, 0)
-    for rule in plain:
-        score = (_matches(rule, candidate), _matches(rule, wanted))
-        if score[0] >= 1 and score > best_score:
-            best, best_score = rule, score
-    return best or fallback
 
 
 def cheapest_rule(rules: Sequence[CreditRule]) -> CreditRule | None:

@@ -7,13 +7,15 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import aiohttp
 
-from . import catalog, params, polling, reflection, tasks, upload
-from ._transport import USER_AGENT, Timeouts, Transport, api_headers
+from . import catalog, explain, images, params, polling, reflection, tasks, upload
+from ._transport import USER_AGENT, Observer, Timeouts, Transport, api_headers
 from .errors import (
     AttributeMismatch,
     CreateOutcomeUnknown,
@@ -59,10 +61,12 @@ class ImaClient:
         clock: Callable[[], float] = time.monotonic,
         user_agent: str = USER_AGENT,
         timeouts: Timeouts | None = None,
+        observe: Observer | None = None,
     ) -> None:
         self._session = session
         self._api_key = api_key
-        self._transport = Transport(session)
+        self._transport = Transport(session, observe=observe)  # observe: every IMA request, for metrics
+        self._header_cache: dict[str, Mapping[str, str]] = {}
         self.base_url = base_url.rstrip("/")
         self.upload_base_url = upload_base_url.rstrip("/")
         self.language = language
@@ -76,8 +80,13 @@ class ImaClient:
     def __repr__(self) -> str:  # never shows the key
         return f"ImaClient(base_url={self.base_url!r})"
 
-    def _headers(self, language: str = "en") -> dict[str, str]:
-        return api_headers(self._api_key, language=language, user_agent=self._user_agent)
+    def _headers(self, language: str = "en") -> Mapping[str, str]:
+        # Built once per language and read-only: every status poll sends the same headers.
+        cached = self._header_cache.get(language)
+        if cached is None:
+            headers = api_headers(self._api_key, language=language, user_agent=self._user_agent)
+            cached = self._header_cache[language] = MappingProxyType(headers)
+        return cached
 
     # ---- products ------------------------------------------------------------------------------
 
@@ -129,9 +138,34 @@ class ImaClient:
             products = await self.fetch_products(task_type, refresh=True)
             return catalog.select_leaf(products, model_id, version=version)
 
-    def resolve(self, product: Product, task_type: TaskType, overrides: Mapping[str, Any]) -> ResolvedTask:
-        """The parameters and rule a create would send (pure; see `ima.params.resolve`)."""
-        return params.resolve(product, task_type, overrides)
+    def resolve(
+        self,
+        product: Product,
+        task_type: TaskType,
+        overrides: Mapping[str, Any],
+        *,
+        preferred: Mapping[str, Any] | None = None,
+    ) -> ResolvedTask:
+        """The parameters and rule a create would send (pure; see `ima.params.resolve`): `overrides` is
+        what the user said, `preferred` their saved defaults. When a said value had to change and the
+        other model's cached leaf offers every said value, the notes end with OTHER_MODEL_OFFERS."""
+        resolved = params.resolve(product, task_type, overrides, preferred=preferred)
+        note = self._other_model_note(resolved, overrides, preferred)
+        return replace(resolved, notes=(*resolved.notes, note)) if note else resolved
+
+    def _other_model_note(
+        self, resolved: ResolvedTask, said: Mapping[str, Any], preferred: Mapping[str, Any] | None
+    ) -> Note | None:
+        """The other-model note from the cached catalog only (no I/O); None when it is not cached."""
+        if not explain.said_changes(resolved.notes) or not self._is_cached(resolved.task_type):
+            return None
+        other = resolved.model_id.other
+        try:
+            leaf = catalog.select_leaf(self._catalog[resolved.task_type][1], other)
+            there = params.resolve(leaf, resolved.task_type, said, preferred=preferred)
+        except ImaError:
+            return None
+        return explain.other_model_offers(resolved.notes, there.notes, other)
 
     # ---- upload --------------------------------------------------------------------------------
 
@@ -152,12 +186,13 @@ class ImaClient:
 
     async def prepare_inputs(self, inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
         """Public URLs for `inputs`, in order: http(s) URLs pass through, local paths (or file:// URLs)
-        are uploaded. Raises ImaUsageError (reason `input_not_found`) or UploadError."""
-        urls = []
-        for item in inputs:
+        are uploaded. Every local file is read and checked before the first upload, so a bad one costs
+        nothing. Raises ImaUsageError (reason `input_not_found`, or `input_not_image` for bytes that are
+        not a jpeg/png/webp/gif/bmp/tiff image) or UploadError."""
+        local: dict[int, tuple[Path, bytes]] = {}
+        for index, item in enumerate(inputs):
             text = os.fspath(item)
             if isinstance(item, str) and text.lower().startswith(("http://", "https://")):
-                urls.append(text)
                 continue
             path = Path(text[len("file://") :] if text.lower().startswith("file://") else text)
             data = await asyncio.to_thread(_read_file, path)
@@ -165,8 +200,30 @@ class ImaClient:
                 raise ImaUsageError(
                     f"Input file not found: {path.name}", reason="input_not_found", path=str(path)
                 )
-            urls.append(await self.upload_file(data, filename=path.name))
+            if images.image_type(data) is None:
+                raise ImaUsageError(
+                    f"Input file is not an image: {path.name} (accepted: {images.FORMATS})",
+                    reason="input_not_image",
+                    path=str(path),
+                )
+            local[index] = (path, data)
+        urls = []
+        for index, item in enumerate(inputs):
+            if index not in local:
+                urls.append(os.fspath(item))
+                continue
+            path, data = local[index]
+            urls.append(
+                await self.upload_file(data, filename=path.name, content_type=images.image_type(data))
+            )
         return urls
+
+    async def download(self, url: str, *, max_bytes: int) -> bytes:
+        """The bytes of a result URL (video or cover), at most max_bytes (issue 14: continue a result).
+        Raises ImaTransportError (code "too_large", an HTTP status, or "transport")."""
+        from .download import download_capped
+
+        return await download_capped(self._session, url, max_bytes=max_bytes, user_agent=self._user_agent)
 
     # ---- create --------------------------------------------------------------------------------
 
@@ -178,12 +235,16 @@ class ImaClient:
         *,
         input_urls: Sequence[str] = (),
         overrides: Mapping[str, Any] = {},
+        preferred: Mapping[str, Any] | None = None,
         version: str | None = None,
         on_attempt: Callable[[int, ResolvedTask], Awaitable[None]] | None = None,
     ) -> CreatedTask:
-        """The created task after at most 3 attempts: 500 degrades resolution then duration, 6009 adds
-        missing rule parameters, 6010 reselects the rule. `on_attempt(n, resolved)` runs just before
-        each request is sent.
+        """The created task after at most 3 attempts: 500 degrades resolution then duration, 6009 pins
+        the cheapest rule's conditions for every priced key the user did not say, 6010 reselects the rule
+        and pins its conditions. `overrides` is what the user said, `preferred` their saved defaults
+        (see `ima.params.resolve`). `on_attempt(n, resolved)` runs just before each request is sent.
+        The notes are the first attempt's (what was changed from the request, and why) plus one per
+        reflection step.
 
         Raises ImaUsageError (bad inputs), ModelNotFound, the typed ImaApiError of the last answer (its
         `details` carry `attempts` and `notes`), ImaTransportError when nothing was sent, and
@@ -191,12 +252,14 @@ class ImaClient:
         task_type = TaskType(task_type)
         tasks.check_inputs(task_type, prompt, input_urls)
         product = await self.fetch_product(task_type, model_id, version=version)
-        plan = reflection.Plan(dict(overrides))
+        plan = reflection.Plan(dict(overrides), dict(preferred or {}))
         notes: list[Note] = []
         for attempt in range(1, reflection.MAX_ATTEMPTS + 1):
-            resolved = params.resolve(product, task_type, plan.overrides, exclude_rules=plan.exclude_rules)
-            # Keep the first attempt's adjustments (the user's own values) and add any new ones.
-            notes.extend(n for n in resolved.notes if n not in notes)
+            resolved = plan.resolve(product, task_type)
+            if attempt == 1:  # later changes come from reflection, whose own note says what and why
+                notes.extend(resolved.notes)
+                other = self._other_model_note(resolved, overrides, preferred)
+                notes.extend([other] if other else [])
             payload = tasks.build_create_payload(resolved, prompt, input_urls)
             if on_attempt is not None:
                 await on_attempt(attempt, resolved)
@@ -257,10 +320,12 @@ class ImaClient:
         max_wait: float = 2400.0,
         estimated_max: float | None = None,
         started_at: float | None = None,
+        first_poll_at: float | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> AsyncIterator[Snapshot]:
-        """An async generator of Snapshots until the task succeeds (see `ima.polling.watch_task`).
+        """An async generator of Snapshots until the task succeeds (see `ima.polling.watch_task`, which
+        also says when the first poll goes out).
 
         Raises TaskFailed, TaskTimeout, or a non-transient ImaApiError."""
         return polling.watch_task(
@@ -270,6 +335,7 @@ class ImaClient:
             max_wait=max_wait,
             estimated_max=estimated_max,
             started_at=started_at,
+            first_poll_at=first_poll_at,
             clock=clock,
             sleep=sleep,
         )

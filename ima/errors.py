@@ -50,9 +50,10 @@ class ImaError(Exception):
         self.details = details
 
     def to_json(self) -> dict[str, Any]:
-        """The `{"code", "message", "hint"}` object the `ima` command prints on failure."""
+        """The `{"code", "message", "hint"}` object the `ima` command prints on failure; `code` is
+        always a string (`"6009"`, `"timeout"`, `"usage"`), so a reader needs one type."""
         return {
-            "code": self.code if self.code is not None else self.key,
+            "code": str(self.code if self.code is not None else self.key),
             "message": self.message,
             "hint": self.hint,
         }

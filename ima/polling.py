@@ -47,18 +47,28 @@ async def watch_task(
     max_wait: float = MAX_WAIT_S,
     estimated_max: float | None = None,
     started_at: float | None = None,
+    first_poll_at: float | None = None,
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]],
 ) -> AsyncIterator[Snapshot]:
     """Yields a Snapshot after every successful poll; the last one yielded has state SUCCEEDED.
 
-    The first poll goes out at once. Raises TaskFailed (failed, or deleted with `deleted=True`),
-    TaskTimeout once more than `max_wait` seconds passed since `started_at` (default: now), or the
-    fetch's own error when it is not transient. Transient errors (no answer, 5xx, 429) are retried with
-    backoff, yield nothing, and never end the watch before `max_wait`."""
+    The first poll goes out at once, or at the clock time `first_poll_at` when given; then one every
+    `interval` (the contract's 8 s). The bot's rule for it (bot/jobs/poll_plan.py): the first poll of a
+    task waits until a low percentile of the learned run times for its model, duration and resolution,
+    never earlier than one interval, never later than the seed's earliest typical time (Fast 60 s, Pro
+    120 s); a task resumed after a restart polls at once. A task cannot end sooner than that, so earlier
+    polls would only cost CPU; progress is computed from elapsed time, so it needs no poll.
+
+    Raises TaskFailed (failed, or deleted with `deleted=True`), TaskTimeout once more than `max_wait`
+    seconds passed since `started_at` (default: now), or the fetch's own error when it is not transient.
+    Transient errors (no answer, 5xx, 429) are retried with backoff, yield nothing, and never end the
+    watch before `max_wait`."""
     start = clock() if started_at is None else started_at
     estimate = estimated_max if estimated_max else max_wait // 2
     failures = 0
+    if first_poll_at is not None and (wait := first_poll_at - clock()) > 0:
+        await sleep(wait)
     while True:
         elapsed = clock() - start
         if elapsed > max_wait:
@@ -75,8 +85,13 @@ async def watch_task(
                 raise
             failures += 1
             delay = backoff_delay(failures)
-            log.info("poll of %s failed transiently (%s); retry %d in %.0fs", task_id, exc.__class__.__name__,
-                     failures, delay)  # fmt: skip
+            log.info(
+                "poll of %s failed transiently (%s); retry %d in %.0fs",
+                task_id,
+                exc.__class__.__name__,
+                failures,
+                delay,
+            )
             await sleep(delay)
             continue
         failures = 0

@@ -113,6 +113,7 @@ async def upload_bytes(
     fdl = str((token or {}).get("fdl") or "") if isinstance(token, dict) else ""
     if not ful or not fdl:
         raise UploadError("The upload token answer lacks `ful` or `fdl`", code="bad_token")
+    started, status = time.perf_counter(), 0
     try:
         # encoded=True: the presigned query is already percent-encoded and is part of the signature.
         async with session.put(
@@ -125,6 +126,10 @@ async def upload_bytes(
             status = resp.status
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise UploadError(f"Upload PUT failed ({type(exc).__name__})", code="transport") from None
+    finally:
+        if transport.observe is not None:  # metrics: the PUT's path is the label "upload", never the URL
+            path = URL(ful, encoded=True).path
+            transport.observe("PUT", path, str(status or "error"), time.perf_counter() - started)
     if status >= 400:
         raise UploadError(f"Upload PUT answered HTTP {status}", code=status)
     return fdl

@@ -12,11 +12,13 @@ STDLIB = __import__("sys").stdlib_module_names
 RULES: list[tuple[str, set[str]]] = [
     ("ima", {"ima", "aiohttp", "yarl", "multidict"}),
     ("bot.core", {"bot.core", "ima.models"}),
-    ("bot.parsing", {"bot.parsing", "bot.core", "ima.models", "yaml"}),
-    ("bot.jobs", {"bot.jobs", "bot.core", "ima", "yaml", "aiosqlite"}),
+    ("bot.parsing", {"bot.parsing", "bot.core", "ima.models", "yaml", "rapidfuzz"}),
+    ("bot.jobs", {"bot.jobs", "bot.core", "bot.media", "ima", "yaml", "aiosqlite"}),
+    ("bot.media", {"bot.media", "bot.core.errors", "bot.core", "av"}),
     ("bot.adapters.discord", {"bot.adapters.discord", "bot.core", "discord", "aiohttp", "yarl"}),
     ("bot.adapters.feishu", {"bot.adapters.feishu", "bot.core", "lark_oapi", "aiohttp", "yarl", "Crypto"}),
-    ("bot.adapters.console", {"bot.adapters.console", "bot.core"}),
+    ("bot.adapters.console", {"bot.adapters.console", "bot.adapters.console_input", "bot.core"}),
+    ("bot.adapters.console_input", {"bot.core"}),
 ]
 # Only the composition root and the entry point may wire concrete adapters.
 WIRING = {"bot.app", "bot.__main__"}

@@ -5,73 +5,30 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import mimetypes
 import os
-import shlex
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from bot.core import (
     Action,
-    ActionIntent,
     Attachment,
     AttachmentRejected,
     ButtonStyle,
-    Command,
-    CommandIntent,
-    GenerationIntent,
-    Intent,
     IntentHandler,
     Notice,
+    NoticeKind,
     Origin,
+    detect_locale,
 )
 
-_IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM")
-_ACTIONS = {"/retry": Action.RETRY, "/other": Action.OTHER_MODEL}
-_COMMANDS = {
-    "/jobs": Command.JOBS,
-    "/settings": Command.SETTINGS,
-    "/cancel": Command.CANCEL,
-    "/help": Command.HELP,
-}
+from .console_input import ACTIONS, PathRefusal, sniff_image, to_intent
 
-
-def to_intent(line: str, *, user: str, seq: int, cwd: Path) -> Intent | None:
-    """A typed line → an intent (pure but for checking which words are existing image files)."""
-    text = line.strip()
-    if not text:
-        return None
-    origin = Origin(platform="console", chat_id="console", user_id=user, message_id=f"m{seq}", is_direct=True)
-    head, _, rest = text.partition(" ")
-    if head in _ACTIONS and rest.strip():
-        return ActionIntent(origin=origin, job_id=rest.strip(), action=_ACTIONS[head])
-    if head in _COMMANDS:
-        if head == "/cancel" and rest.strip():
-            return CommandIntent(origin=origin, command=Command.CANCEL, args={"job_id": rest.strip()})
-        args = dict(kv.split("=", 1) for kv in rest.split() if "=" in kv) if head == "/settings" else {}
-        return CommandIntent(origin=origin, command=_COMMANDS[head], args=args)
-    words, attachments = [], []
-    try:
-        tokens = shlex.split(text, posix=True)
-    except ValueError:
-        tokens = text.split()
-    for token in tokens:
-        path = Path(os.path.expanduser(token))
-        if not path.is_absolute():
-            path = cwd / path
-        if path.suffix.lower() in _IMAGE_EXT and path.is_file():
-            ctype = mimetypes.guess_type(path.name)[0] or "image/png"
-            attachments.append(
-                Attachment(handle=str(path), filename=path.name, content_type=ctype, size=path.stat().st_size)
-            )
-        else:
-            words.append(token)
-    return GenerationIntent(origin=origin, text=" ".join(words), attachments=tuple(attachments))
+_FINAL = frozenset({NoticeKind.SUCCESS, NoticeKind.FAILURE, NoticeKind.CANCELLED})
+_REDRAW = "\r\x1b[K"  # back to the start of the line and clear it (any ANSI terminal)
 
 
 def render(notice: Notice, *, edited: bool = False) -> str:
@@ -89,6 +46,14 @@ def render(notice: Notice, *, edited: bool = False) -> str:
             hints.append(f"{b.label}: /retry {b.job_id}")
         elif b.action is Action.OTHER_MODEL:
             hints.append(f"{b.label}: /other {b.job_id}")
+        elif b.action is Action.GENERATE:
+            hints.append(f"{b.label}: /generate {b.job_id}")
+        elif b.action is Action.HELP:
+            hints.append(f"{b.label}: /help")
+        elif b.action is not None:  # issue 14: continue and the variations, as their typed commands
+            typed = next((k for k, v in ACTIONS.items() if v is b.action), "")
+            if typed:
+                hints.append(f"{b.label}: {typed} {b.job_id}")
     if hints:
         out.append("      » " + "  |  ".join(hints))
     if notice.cover_url:
@@ -96,9 +61,22 @@ def render(notice: Notice, *, edited: bool = False) -> str:
     return "\n".join(out)
 
 
+def render_line(notice: Notice) -> str:
+    """An edit as one line: the title, plus the bar and elapsed time of a progress update."""
+    text = f"[bot] ↻ {notice.title}"
+    lines, pct = notice.lines, notice.progress
+    if pct is not None and len(lines) >= 2 and f"{pct}%" in lines[0]:
+        text += f"  {lines[0]} · {lines[1]}"
+    return text
+
+
 class ConsoleAdapter:
     """Reads lines from a stream, prints notices. With a transcript file, sends are idempotent per key
-    across restarts (like Feishu's uuid), and the file records every message for tests and operators."""
+    across restarts (like Feishu's uuid), and the file records every message for tests and operators.
+
+    A job's message is printed once; its edits are one line each, redrawn in place on a terminal. A
+    job's final message is held until the edit that closes the job's message ("Finished in 16s. Result
+    below."), so the result is printed below it; close() prints whatever is still held."""
 
     platform = "console"
     final_in_place = False
@@ -113,9 +91,18 @@ class ConsoleAdapter:
         cwd: Path | None = None,
         read_line: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
+        texts: Callable[..., str] | None = None,
+        max_image_bytes: int = 20 * 2**20,
+        live: bool | None = None,
     ) -> None:
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
+        self._texts = texts  # the locale texts (key, locale, **params) for the adapter's own refusals
+        self._max_image_bytes = max_image_bytes
+        self._tty = self._out.isatty() if live is None else live
+        self._live: str | None = None  # the ref whose one-line edit is the last thing on screen (tty)
+        self._job_ref: dict[str, str] = {}  # job id -> ref of its message, until its final is printed
+        self._held: dict[str, str] = {}  # job id -> its rendered final, printed once its message closes
         self._read_line = read_line or self._in.readline
         self._transcript = transcript
         self._clock = clock
@@ -137,8 +124,29 @@ class ConsoleAdapter:
         return self._connected
 
     def _print(self, text: str) -> None:
+        if self._live is not None:
+            self._out.write("\n")
+            self._live = None
         self._out.write(text + "\n")
         self._out.flush()
+
+    def _print_edit(self, ref: str, text: str) -> None:
+        """One line per edit; on a terminal, a new edit of the same message redraws it in place."""
+        if not self._tty:
+            self._print(text)
+            return
+        if self._live == ref:
+            self._out.write(_REDRAW + text)
+        else:
+            self._out.write(("\n" if self._live is not None else "") + text)
+        self._live = ref
+        self._out.flush()
+
+    def _flush_held(self, job_id: str | None = None) -> None:
+        for job in [job_id] if job_id else list(self._held):
+            if job in self._held:
+                self._print(self._held.pop(job))
+            self._job_ref.pop(job or "", None)
 
     def _record(self, **rec: object) -> None:
         if self._transcript:
@@ -152,7 +160,7 @@ class ConsoleAdapter:
         if key in self._sent:
             return self._sent[key]
         ref = f"c{next(self._ids)}"
-        self._print(render(notice))
+        # Recorded before printed: a line on stdout means its record is in the transcript (tests wait on it).
         self._record(
             op="send",
             key=key,
@@ -163,11 +171,22 @@ class ConsoleAdapter:
             video=notice.video_url,
         )
         self._sent[key] = ref
+        job = notice.job_id
+        if notice.kind in _FINAL and job in self._job_ref:
+            self._held[job] = render(notice)  # printed after the edit that closes the job's message
+        else:
+            self._print(render(notice))
+            if job and notice.kind not in _FINAL:
+                self._job_ref[job] = ref
         return ref
 
     async def edit(self, origin: Origin, ref: str, notice: Notice) -> str:
-        self._print(render(notice, edited=True))
         self._record(op="edit", ref=ref, kind=notice.kind.value, job=notice.job_id, progress=notice.progress)
+        self._print_edit(ref, render_line(notice))
+        if notice.job_id and notice.job_id not in self._job_ref:
+            self._job_ref[notice.job_id] = ref  # a message sent before a restart
+        elif notice.job_id in self._held and self._job_ref.get(notice.job_id) == ref:
+            self._flush_held(notice.job_id)
         return ref
 
     async def read_attachment(self, attachment: Attachment, *, max_bytes: int) -> bytes:
@@ -210,10 +229,16 @@ class ConsoleAdapter:
                 line = getter.result()
                 if not line:
                     return
+                self._live = None  # the user's Enter moved the terminal to a new line
                 if line.strip() in ("/quit", "/exit"):
                     return
-                intent = to_intent(line, user=self._user, seq=next(seq), cwd=self._cwd)
+                intent = to_intent(
+                    line, user=self._user, seq=next(seq), cwd=self._cwd, max_image_bytes=self._max_image_bytes
+                )
                 if intent is None:
+                    continue
+                if isinstance(intent, PathRefusal):
+                    self._print(render(self._refusal(intent, detect_locale(line))))
                     continue
                 reply = await handler(intent)
                 if reply is not None:
@@ -222,8 +247,14 @@ class ConsoleAdapter:
             closed.cancel()
             self._connected = False
 
+    def _refusal(self, refusal: PathRefusal, locale: str) -> Notice:
+        params: dict[str, Any] = refusal.params
+        text = self._texts(refusal.key, locale, **params) if self._texts else f"{refusal.key}: {params}"
+        return Notice(NoticeKind.ERROR, text, locale=locale)
+
     async def close(self) -> None:
         self._closed.set()
+        self._flush_held()
 
 
 def _read_image(attachment: Attachment, max_bytes: int) -> bytes:
@@ -242,7 +273,7 @@ def _read_image(attachment: Attachment, max_bytes: int) -> bytes:
         data = path.read_bytes()
     except OSError:
         raise AttachmentRejected("attachment_download_failed", name=name) from None
-    if not data.startswith(_MAGIC):
+    if sniff_image(data[:64]) is None:
         raise AttachmentRejected("attachment_not_image", name=name)
     return data
 

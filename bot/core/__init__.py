@@ -10,6 +10,7 @@ from .intent import (
     GenerationIntent,
     Intent,
     Origin,
+    Quoted,
     detect_locale,
 )
 from .notice import Button, ButtonStyle, Notice, NoticeKind
@@ -35,5 +36,6 @@ __all__ = [
     "NoticeKind",
     "Origin",
     "PlatformError",
+    "Quoted",
     "detect_locale",
 ]

@@ -35,6 +35,18 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class Quoted:
+    """The message a reply quotes: who wrote it and what it carried (resolved by the adapter)."""
+
+    message_id: str
+    # The quoted message named as the adapter's send() names its messages, so a job can be found by it.
+    ref: str = ""
+    from_bot: bool = False  # written by this bot (then it may be one of its job messages)
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
 class GenerationIntent:
     origin: Origin
     text: str  # the message text with the bot mention and command prefix left to the parser
@@ -44,12 +56,19 @@ class GenerationIntent:
     # resolution, image_role. They win over what the parser reads in the text.
     options: Mapping[str, str] = field(default_factory=dict)
     event_keys: tuple[str, ...] = ()  # dedup keys (event id, message id); any seen key drops the intent
+    reply_to: Quoted | None = None  # the message this one replies to, when it is a reply
 
 
 class Action(StrEnum):
     RETRY = "retry"
     OTHER_MODEL = "other_model"
     CANCEL = "cancel"
+    GENERATE = "generate"  # make the job a confirm notice held back (a thin prompt)
+    HELP = "help"  # the help text, from a confirm notice
+    # Issue 14: shots that continue each other, and one-tap variations of a result (bot/shots.py).
+    CONTINUE = "continue"  # image-to-video from the result's last frame, same model and settings
+    VARY_ASPECT = "vary_ar"  # the vertical version of a horizontal result, and the other way round
+    VARY_DURATION = "vary_len"  # 5 s ↔ 10 s
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX credit_ledger_by_user ON credit_ledger (user_key, recorded_at)",
         ),
     ),
+    Migration(
+        4,
+        "credit reservations: a ledger row is reserved at admission, charged on success",
+        # Rows written before this step were charges (only successful jobs were recorded).
+        ("ALTER TABLE credit_ledger ADD COLUMN status TEXT NOT NULL DEFAULT 'charged'",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -31,6 +31,8 @@ class Delivery:
         self._messengers = messengers
         self._sleep = sleep
         self._attempts = attempts
+        # How refs are stored: the runner passes a writer that outlasts store faults.
+        self.write: Callable[..., Awaitable[Job]] = store.update_job
         # Called with (platform, error) for every refused send or edit (the metrics hook); never raises.
         self.on_platform_error: Callable[[str, PlatformError], None] | None = None
 
@@ -83,9 +85,45 @@ class Delivery:
                 return job
             else:
                 if ref and ref != job.notice_ref:
-                    job = await self._store.update_job(job.id, notice_ref=ref)
+                    job = await self.write(job.id, notice_ref=ref)
                 return job
         ref = await self.send(job, notice, stage=stage)
         if ref:
-            job = await self._store.update_job(job.id, notice_ref=ref)
+            job = await self.write(job.id, notice_ref=ref)
         return job
+
+    async def deliver(self, job: Job, notice: Notice, *, closed: Notice | None = None) -> str:
+        """Shows a final notice; returns the ref of the message that the platform confirmed shows it, or
+        "" when none did (the caller keeps it in the outbox). Never raises PlatformError.
+
+        In place (Feishu) the progress message is edited, and the job records that it tried before the
+        first edit (extra["final_edit_tried"]). If that first edit is refused, the message cannot show the
+        final yet: the job records that its final goes out as a new message (extra["final_as_post"]), and
+        every attempt from then on posts, with the same key, which the platform de-duplicates. A refusal
+        on a later attempt is only retried: an earlier attempt may have shown the final already (a crash
+        before its answer was stored), and posting too would show it twice. A deleted message is replaced
+        by a post; no answer at all (platform not up, connection lost) is tried again later. Elsewhere the
+        final is posted, and the progress message then shows `closed` (best effort)."""
+        if job.notice_ref and self.final_in_place(job) and not job.extra.get("final_as_post"):
+            first = not job.extra.get("final_edit_tried")
+            if first:
+                job = await self.write(job.id, extra={**job.extra, "final_edit_tried": True})
+            try:
+                ref = await self.messenger(job).edit(job.origin, job.notice_ref, notice)
+            except PlatformError as exc:
+                self._report(job, exc)
+                gone = isinstance(exc, MessageGone)
+                if not gone and (exc.status is None or not first):
+                    log.warning("job=%s final edit failed (%s); trying it again later", job.id, exc.key)
+                    return ""
+                log.warning("job=%s final edit refused (%s); posting it as a new message", job.id, exc.key)
+                job = await self.write(job.id, extra={**job.extra, "final_as_post": True})
+            else:
+                return ref
+        ref = await self.send(job, notice, stage="final")
+        if ref and closed is not None and job.notice_ref and not self.final_in_place(job):
+            try:
+                await self.messenger(job).edit(job.origin, job.notice_ref, closed)
+            except PlatformError as exc:  # the final is out; a stale progress message is cosmetic
+                self._report(job, exc)
+        return ref

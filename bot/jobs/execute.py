@@ -7,18 +7,22 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.core import AttachmentRejected
+from bot.core.media import check_image
 from ima.errors import CreateOutcomeUnknown, ImaError, TaskFailed, TaskTimeout
 from ima.models import ResolvedTask, TaskState
+from ima.polling import backoff_delay, progress_percent
 
-from . import finals, notices
-from .model import Job, JobState
-from .params import overrides
+from . import finals, frames, notices, poll_plan
+from .model import Job, JobSpec, JobState
+from .params import effective_spec, preferred, said
 from .progress import Cadence, Estimate
 
 if TYPE_CHECKING:
     from .runner import JobRunner
 
 log = logging.getLogger("imabot.runner")
+
+STATUS_BACKOFF_MAX_S = 120.0  # between status checks of a task whose status endpoint refuses us
 
 
 async def run_job(runner: JobRunner, job_id: str) -> None:
@@ -27,7 +31,7 @@ async def run_job(runner: JobRunner, job_id: str) -> None:
     Cancellation by the user ends in CANCELLED; cancellation by shutdown leaves the stored state as it is,
     so the next start resumes it.
     """
-    job = await runner.store.get_job(job_id)
+    job = await runner.durable(lambda: runner.store.get_job(job_id))
     if job is None or job.finished:
         return
     try:
@@ -39,9 +43,7 @@ async def run_job(runner: JobRunner, job_id: str) -> None:
             await _watch(runner, job)
     except asyncio.CancelledError:
         if runner.cancel_requested(job_id) and not runner.closing:
-            current = await runner.store.get_job(job_id)
-            if current is not None and not current.finished:
-                await runner.finish_cancelled(current, was_running=current.state is JobState.RUNNING)
+            await runner.finish_if_cancel_requested(job_id)
             return
         raise
 
@@ -56,7 +58,7 @@ async def _prepare_and_create(runner: JobRunner, job: Job) -> Job | None:
                 job, notices.stage(runner.texts, job, "progress.preparing"), stage="preparing"
             )
             urls = await _upload_inputs(runner, job)
-            job = await runner.store.update_job(job.id, input_urls=tuple(urls))
+            job = await runner.update(job, input_urls=tuple(urls))
     except AttachmentRejected as exc:
         await runner.fail(job, exc.key, **exc.params)
         return None
@@ -81,7 +83,8 @@ async def _prepare_and_create(runner: JobRunner, job: Job) -> Job | None:
             job.spec.model_id,
             job.spec.prompt,
             input_urls=urls,
-            overrides=overrides(job.spec),
+            overrides=said(job.spec),
+            preferred=preferred(job.spec),
         )
     except CreateOutcomeUnknown as exc:
         await runner.fail(job, exc.key, code=exc.code, detail=exc.message, state=JobState.UNCERTAIN)
@@ -92,13 +95,19 @@ async def _prepare_and_create(runner: JobRunner, job: Job) -> Job | None:
 
     resolved: ResolvedTask = created.resolved
     notes = [[n.key, dict(n.params)] for n in created.notes]
+    spec = effective_spec(job, resolved)
+    changed = reflected_changes(job, spec, resolved.credit)
+    extra = {**job.extra, "attempts": created.attempts, "create_notes": notes}
+    if changed:  # reflection ran the task with other values: every later message says so
+        extra["reflected"] = changed
     job = await runner.transition(
         job,
         JobState.RUNNING,
         task_id=created.task_id,
         started_at=runner._clock(),
         credit=resolved.credit,
-        extra={**job.extra, "attempts": created.attempts, "create_notes": notes},
+        spec=spec,
+        extra=extra,
     )
     if runner.cancel_requested(job.id):
         await runner.finish_cancelled(job, was_running=True)
@@ -106,38 +115,32 @@ async def _prepare_and_create(runner: JobRunner, job: Job) -> Job | None:
     return job
 
 
+def reflected_changes(job: Job, spec: JobSpec, credit: int) -> dict[str, list[object]]:
+    """{field: [admitted value, value IMA used]} for resolution, duration and credit, where they differ."""
+    out: dict[str, list[object]] = {}
+    for name, old, new in (
+        ("resolution", job.spec.resolution, spec.resolution),
+        ("duration", job.spec.duration, spec.duration),
+        ("credit", job.credit, credit),
+    ):
+        if old is not None and new is not None and old != new:
+            out[name] = [old, new]
+    return out
+
+
 async def _upload_inputs(runner: JobRunner, job: Job) -> list[str]:
     messenger = runner.delivery.messenger(job)
     urls = []
     for att in job.spec.attachments:
-        data = await messenger.read_attachment(att, max_bytes=runner.settings.max_image_bytes)
+        if frames.source_of(att):  # issue 14: another job's last frame (a continued shot)
+            data = await frames.read_last_frame(runner, att)
+        else:
+            data = await messenger.read_attachment(att, max_bytes=runner.settings.max_image_bytes)
         name = att.filename or "image.png"
-        urls.append(
-            await runner.client.upload_file(data, filename=name, content_type=att.content_type or None)
-        )
+        # The one byte check every adapter's file passes before IMA sees it: the bytes decide the type.
+        info = check_image(data, name=name)
+        urls.append(await runner.client.upload_file(data, filename=name, content_type=info.mime))
     return urls
-
-
-_MAGIC = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG", "image/png"),
-    (b"GIF8", "image/gif"),
-    (b"BM", "image/bmp"),
-)
-_EXTENSIONS = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/gif": "gif",
-    "image/webp": "webp",
-    "image/bmp": "bmp",
-}
-
-
-def sniff_image_type(data: bytes) -> str:
-    """The image MIME type its first bytes announce (platforms like Feishu declare none)."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return next((ctype for magic, ctype in _MAGIC if data.startswith(magic)), "image/png")
 
 
 def _estimate(job: Job) -> Estimate:
@@ -146,38 +149,85 @@ def _estimate(job: Job) -> Estimate:
 
 
 async def _watch(runner: JobRunner, job: Job) -> None:
+    """Polls the task to its end. A status error that is not transient (401, 404, 4008 …) does not
+    abandon a task IMA created (and may bill): polling goes on with backoff until the wait limit, and a
+    task that ends unknown says so."""
+    status_errors = 0
+    while True:
+        try:
+            job = await _poll(runner, job)
+            return
+        except TaskFailed as exc:
+            # IMA says the task failed: it is not billed, so its reservation goes back to the budget.
+            await runner.durable(lambda j=job.id: runner.store.release_credit(j))
+            await runner.fail(
+                job, "task_deleted" if exc.deleted else exc.key, code=exc.code, detail=exc.message
+            )
+            return
+        except TaskTimeout as exc:
+            key = "status_unknown" if status_errors else exc.key
+            await runner.fail(job, key, code=exc.code, detail=exc.message, state=JobState.TIMED_OUT)
+            return
+        except ImaError as exc:  # a business error while polling (e.g. the key was revoked mid-job)
+            status_errors += 1
+            log.warning(
+                "job=%s status check refused (%s %s); checking again later", job.id, exc.code, exc.key
+            )
+            job = await runner.update(
+                job, extra={**job.extra, "status_error": {"code": str(exc.code), "key": exc.key}}
+            )
+            await runner._sleep(backoff_delay(status_errors, cap=STATUS_BACKOFF_MAX_S))
+
+
+async def _poll(runner: JobRunner, job: Job) -> Job:
     resumed = bool(job.extra.get("resumed"))
     est = _estimate(job)
     cadence = Cadence(runner.settings.cadence[job.spec.model_id])
     started = job.started_at or runner._clock()
-    try:
-        async for snap in runner.client.watch(
-            job.task_id,
-            interval=runner.settings.poll_interval,
-            max_wait=runner.settings.max_wait,
-            estimated_max=float(est.high),
-            started_at=started,
-            clock=runner._clock,
-            sleep=runner._sleep,
-        ):
-            if snap.task.state is TaskState.SUCCEEDED:
-                await _succeed(runner, job, snap.task.url, snap.task.cover_url)
-                return
-            now = runner._clock()
-            if not cadence.ready(now):
-                continue
+    # No poll before the plan's first poll (bot/jobs/poll_plan.py); progress shows meanwhile, same cadence.
+    first_at = poll_plan.first_poll_at(
+        started, job.extra.get("first_poll"), resumed=resumed, now=runner._clock()
+    )
+    shown = [job]
+
+    async def tick(now: float) -> None:
+        elapsed = now - started
+        pct = progress_percent(elapsed, float(est.high))
+        if cadence.ready(now):
             notice = notices.progress(
-                runner.texts, job, elapsed=snap.elapsed, pct=snap.percent, est=est, resumed=resumed
+                runner.texts, shown[0], elapsed=elapsed, pct=pct, est=est, resumed=resumed
             )
             if cadence.due(now, notice.text):
                 cadence.mark(now, notice.text)
-                job = await runner.delivery.show(job, notice, stage=f"progress-{int(now)}")
-    except TaskFailed as exc:
-        await runner.fail(job, "task_deleted" if exc.deleted else exc.key, code=exc.code, detail=exc.message)
-    except TaskTimeout as exc:
-        await runner.fail(job, exc.key, code=exc.code, detail=exc.message, state=JobState.TIMED_OUT)
-    except ImaError as exc:  # a business error while polling (e.g. the key was revoked mid-job)
-        await runner.fail(job, exc.key, code=exc.code, detail=exc.message)
+                shown[0] = await runner.delivery.show(shown[0], notice, stage=f"progress-{int(now)}")
+
+    await poll_plan.progress_until(
+        first_at, every=cadence.interval, clock=runner._clock, sleep=runner._sleep, tick=tick
+    )
+    job = shown[0]
+    async for snap in runner.client.watch(
+        job.task_id,
+        interval=runner.settings.poll_interval,
+        max_wait=runner.settings.max_wait,
+        estimated_max=float(est.high),
+        started_at=started,
+        first_poll_at=first_at,
+        clock=runner._clock,
+        sleep=runner._sleep,
+    ):
+        if snap.task.state is TaskState.SUCCEEDED:
+            await _succeed(runner, job, snap.task.url, snap.task.cover_url)
+            return job
+        now = runner._clock()
+        if not cadence.ready(now):
+            continue
+        notice = notices.progress(
+            runner.texts, job, elapsed=snap.elapsed, pct=snap.percent, est=est, resumed=resumed
+        )
+        if cadence.due(now, notice.text):
+            cadence.mark(now, notice.text)
+            job = await runner.delivery.show(job, notice, stage=f"progress-{int(now)}")
+    return job
 
 
 async def _succeed(runner: JobRunner, job: Job, url: str, cover: str) -> None:

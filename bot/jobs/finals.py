@@ -6,9 +6,10 @@ from bot.core import Action, Button, ButtonStyle, Notice, NoticeKind
 from ima.models import API_KEY_URL, RECORDS_URL, SUBSCRIPTION_URL
 
 from .model import Job, JobState
-from .notices import model_name, prompt_line, summary
+from .notices import model_name, prompt_line, reflected_line, summary
 from .progress import format_duration
 from .texts import Texts
+from .variations import success_buttons
 
 
 def _retry_buttons(texts: Texts, job: Job) -> tuple[Button, ...]:
@@ -35,11 +36,12 @@ def success(texts: Texts, job: Job, *, elapsed: float) -> Notice:
             elapsed=format_duration(texts, elapsed, loc),
             credit=job.credit or 0,
         ),
+        *reflected_line(texts, job),
         *prompt_line(texts, job),
     ]
     buttons = (
         Button(texts("button.open_video", loc), url=job.result_url, style=ButtonStyle.LINK),
-        *_retry_buttons(texts, job),
+        *success_buttons(texts, job),  # issue 14: Continue ▶ and the one-tap variations
     )
     return Notice(
         NoticeKind.SUCCESS,
@@ -71,6 +73,9 @@ _HINTS = {
     "no_matching_rule": "error.settings_hint",
     "attribute_mismatch": "error.settings_hint",
     "budget_exceeded": "error.budget_hint",
+    "attachment_not_image": "failure_hint.image",
+    "attachment_too_large": "failure_hint.image",
+    "attachment_download_failed": "failure_hint.download",
 }
 # Failures that happen before IMA accepted a task: nothing was charged.
 _NOT_CHARGED = {
@@ -89,6 +94,14 @@ _NOT_CHARGED = {
     "attachment_not_image",
     "attachment_too_large",
     "attachment_download_failed",
+    "attachment_too_many_pixels",  # issue 17: refused before any upload
+    "attachment_bad_host",
+    # issue 14: the last frame to continue from could not be had (before any create)
+    "shots_source_gone",
+    "shots_source_too_large",
+    "shots_download_failed",
+    "shots_unreadable_video",
+    "shots_no_video_stream",
 }
 
 
@@ -106,14 +119,18 @@ def failure(texts: Texts, job: Job) -> Notice:
         texts("failure.reason", loc, reason=texts(reason_key, loc, **params)),
         texts("failure.hint", loc, hint=texts(_HINTS.get(key, "error.generic_hint"), loc, model=other)),
     ]
-    if key in _NOT_CHARGED:
+    if job.task_id:  # IMA created a task: whatever failed after that, it may have been billed
+        lines.append(texts("delivery.may_be_billed", loc, task_id=job.task_id))
+    elif key in _NOT_CHARGED:
         lines.append(texts("failure.credits_safe", loc))
     lines += prompt_line(texts, job)
     buttons: tuple[Button, ...] = ()
     if key in _LINKS:
         label, url = _LINKS[key]
         buttons += (Button(texts(label, loc), url=url, style=ButtonStyle.LINK),)
-    if key not in ("auth",):
+    elif job.task_id:
+        buttons += (Button(texts("button.records", loc), url=RECORDS_URL, style=ButtonStyle.LINK),)
+    if key not in ("auth", "attachment_not_image", "attachment_too_large"):  # the same input fails again
         buttons += _retry_buttons(texts, job)
     return Notice(
         NoticeKind.FAILURE,
@@ -132,10 +149,16 @@ def timed_out(texts: Texts, job: Job, *, minutes: int) -> Notice:
         Button(texts("button.records", loc), url=RECORDS_URL, style=ButtonStyle.LINK),
         *_retry_buttons(texts, job),
     )
+    if job.error_key == "status_unknown":
+        body = texts(
+            "delivery.status_unknown", loc, code=job.extra.get("status_error", {}).get("code") or "?"
+        )
+    else:
+        body = texts("timeout.body", loc)
     return Notice(
         NoticeKind.FAILURE,
         texts("timeout.title", loc, minutes=minutes),
-        (texts("timeout.body", loc), RECORDS_URL, *prompt_line(texts, job)),
+        (body, RECORDS_URL, *prompt_line(texts, job)),
         buttons=buttons,
         locale=loc,
         job_id=job.id,
@@ -152,7 +175,15 @@ def uncertain(texts: Texts, job: Job) -> Notice:
     return Notice(
         NoticeKind.FAILURE,
         texts("uncertain.title", loc),
-        (texts("uncertain.body", loc), RECORDS_URL, *prompt_line(texts, job)),
+        # After a restart the bot knows it stopped; otherwise only the connection dropped.
+        (
+            texts(
+                "uncertain.body" if job.error_key == "create_interrupted" else "delivery.uncertain_dropped",
+                loc,
+            ),
+            RECORDS_URL,
+            *prompt_line(texts, job),
+        ),
         buttons=buttons,
         locale=loc,
         job_id=job.id,

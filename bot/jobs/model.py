@@ -11,6 +11,9 @@ from ima.models import ModelId, TaskType
 
 
 class JobState(StrEnum):
+    # A thin prompt awaiting the user's Generate press (bot/intake.py): never run, never resumed; the
+    # press moves it to QUEUED.
+    DRAFT = "draft"
     QUEUED = "queued"  # recorded, waiting for a slot
     PREPARING = "preparing"  # downloading/uploading images, resolving the product
     CREATING = "creating"  # the create request may be on the wire: outcome unknown after a crash
@@ -32,6 +35,7 @@ FINISHED_STATES = frozenset(
 
 # Allowed transitions; the store refuses anything else so a state change can never be lost silently.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.DRAFT: frozenset({JobState.QUEUED, JobState.CANCELLED}),
     JobState.QUEUED: frozenset({JobState.PREPARING, JobState.CANCELLED, JobState.FAILED}),
     JobState.PREPARING: frozenset({JobState.CREATING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
     JobState.CREATING: frozenset(
@@ -61,6 +65,8 @@ class JobSpec:
     resolution: str | None = None
     attachments: tuple[Attachment, ...] = ()  # in role order: first frame, last frame / references
     notes: tuple[tuple[str, dict[str, Any]], ...] = ()  # (locale key, params) from the parser
+    said: tuple[str, ...] = ()  # the fields the message itself said (the rest came from preferences)
+    asked: tuple[tuple[str, Any], ...] = ()  # (field, value) asked but changed to fit the model
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +87,8 @@ class JobSpec:
                 for a in self.attachments
             ],
             "notes": [[k, dict(p)] for k, p in self.notes],
+            "said": list(self.said),
+            "asked": [[k, v] for k, v in self.asked],
         }
 
     @classmethod
@@ -94,10 +102,13 @@ class JobSpec:
             resolution=d.get("resolution"),
             attachments=tuple(Attachment(**a) for a in d.get("attachments", [])),
             notes=tuple((k, dict(p)) for k, p in d.get("notes", [])),
+            said=tuple(d.get("said", ())),
+            asked=tuple((k, v) for k, v in d.get("asked", ())),
         )
 
     def with_model(self, model_id: ModelId) -> JobSpec:
-        return replace(self, model_id=model_id)
+        """This spec on another model, with the values that were asked (the other model may offer them)."""
+        return replace(self, model_id=model_id, **dict(self.asked), asked=())
 
 
 @dataclass(frozen=True)

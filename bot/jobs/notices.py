@@ -8,6 +8,7 @@ from typing import Any
 from bot.core import Action, Button, ButtonStyle, Notice, NoticeKind
 from ima.models import ModelId, Note
 
+from . import param_notes
 from .model import Job, JobState
 from .progress import Estimate, bar, format_duration, format_range
 from .texts import Texts
@@ -40,6 +41,7 @@ def render_notes(texts: Texts, notes: Iterable[Note | tuple[str, dict[str, Any]]
         for name in ("model", "requested_model", "kept_model"):
             if params.get(name) in ModelId._value2member_map_:
                 params[name] = model_name(texts, ModelId(params[name]), locale)
+        key, params = param_notes.prepare(texts, key, params, locale) or (key, params)
         full = key if "." in key else f"resolve.{key}"
         if texts.has(full):
             try:
@@ -47,6 +49,24 @@ def render_notes(texts: Texts, notes: Iterable[Note | tuple[str, dict[str, Any]]
             except (KeyError, IndexError):
                 continue
     return out
+
+
+_CHANGE_TEXTS = (
+    ("resolution", "delivery.change_resolution"),
+    ("duration", "delivery.change_duration"),
+    ("credit", "delivery.change_credit"),
+)
+
+
+def reflected_line(texts: Texts, job: Job) -> list[str]:
+    """What IMA's reflection changed from what was admitted (resolution, duration, price), if anything."""
+    changed = job.extra.get("reflected") or {}
+    parts = [
+        texts(key, job.locale, old=changed[name][0], new=changed[name][1])
+        for name, key in _CHANGE_TEXTS
+        if name in changed
+    ]
+    return [texts("delivery.reflected", job.locale, changes=", ".join(parts))] if parts else []
 
 
 def prompt_line(texts: Texts, job: Job) -> list[str]:
@@ -66,6 +86,7 @@ def prenotice(
     texts: Texts, job: Job, est: Estimate, *, credit: int | None, position: int, notes: Iterable[Note] = ()
 ) -> Notice:
     loc, model = job.locale, model_name(texts, job.spec.model_id, job.locale)
+    notes = tuple(notes)  # read twice: the lines, and the other-model button (bot/jobs/param_notes.py)
     lines = [texts("prenotice.understood", loc, summary=summary(texts, job)), *prompt_line(texts, job)]
     if job.spec.attachments:
         roles = [texts(f"role.{a.role or 'reference'}", loc) for a in job.spec.attachments]
@@ -88,7 +109,7 @@ def prenotice(
         texts("prenotice.title", loc, model=model),
         tuple(lines),
         progress=0,
-        buttons=(cancel_button(texts, job),),
+        buttons=(*param_notes.other_model_buttons(texts, job.id, loc, notes), cancel_button(texts, job)),
         locale=loc,
         job_id=job.id,
     )
@@ -123,6 +144,7 @@ def progress(
             range=format_range(texts, est.low, est.high, loc),
         ),
         texts("prenotice.understood", loc, summary=summary(texts, job)),
+        *reflected_line(texts, job),
         *prompt_line(texts, job),
     ]
     if resumed:

@@ -14,26 +14,29 @@ log = logging.getLogger("imabot.runner")
 
 
 async def resume_all(runner: JobRunner) -> int:
-    """Re-queues, re-watches or reports every unfinished job, and delivers finals a crash cut off.
+    """Re-queues, re-watches or reports every unfinished job, and hands the finals a crash cut off to
+    the outbox (which delivers them in its own task: nothing here waits for a platform).
 
     Returns how many jobs were picked up.
     """
-    jobs = await runner.store.unfinished_jobs()
+    await runner.outbox.load()  # before the jobs below finish and start their own deliveries
+    jobs = await runner.durable(runner.store.unfinished_jobs)
     for job in jobs:
+        if runner.knows(job.id):  # taken in by this process while the store was read
+            continue
         if job.state is JobState.CREATING:
-            # The create may or may not have reached IMA: never send it again silently.
-            await runner.fail(job, "create_unknown", state=JobState.UNCERTAIN)
+            # The create may or may not have reached IMA: never send it again silently. Its final
+            # goes out in a task of its own, so one slow platform does not hold the resume up.
+            runner.spawn_final(job, "create_interrupted", state=JobState.UNCERTAIN)
             continue
         if job.state is JobState.PREPARING:
             job = await runner.transition(job, JobState.QUEUED)
         if job.state is JobState.RUNNING:
             # Its IMA task is already running: watch it again at once, whatever the caps say.
-            job = await runner.store.update_job(job.id, extra={**job.extra, "resumed": True})
+            job = await runner.update(job, extra={**job.extra, "resumed": True})
             runner.adopt(job)
             continue
         runner.admit(job, notice_ready=bool(job.notice_ref))
-    for job in await runner.store.undelivered_jobs():
-        await runner.deliver_final(job, runner.final_notice(job))
     if jobs:
         log.info("resumed %d unfinished jobs", len(jobs))
     return len(jobs)

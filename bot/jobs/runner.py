@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,14 +17,19 @@ from ima.models import ModelId, ResolvedTask
 
 from . import finals, notices
 from .delivery import Delivery
+from .durable import retrying
 from .model import Job, JobState
-from .params import effective_spec, overrides
+from .outbox import FinalsOutbox
+from .params import effective_spec, preferred, said
+from .poll_plan import first_poll_delay
 from .progress import CADENCE_S, Estimate, estimate
-from .scheduler import Scheduler, budget_allows, budget_day_start
-from .store import JobStore
+from .scheduler import Scheduler, budget_day_start
+from .store import InvalidTransition, JobStore
 from .texts import Texts
 
 log = logging.getLogger("imabot.runner")
+
+READY_WAIT_S = 120.0  # how long the resume waits for the platforms before it goes ahead anyway
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class RunnerSettings:
     max_image_bytes: int = 20 * 1024 * 1024
     daily_credit_budget: int = 0  # 0 = no budget
     shutdown_grace: float = 30.0  # how long close() waits for in-flight creates
+    time_scale: float = 1.0  # IMA runs this many times faster (the sandbox's emulator): estimates shrink
 
 
 class JobRunner:
@@ -57,33 +63,85 @@ class JobRunner:
         self.store, self.client, self.scheduler, self.texts = store, client, scheduler, texts
         self.settings = settings or RunnerSettings()
         self.delivery = Delivery(store, messengers, sleep=sleep)
+        self.delivery.write = lambda job_id, **f: self.durable(lambda: store.update_job(job_id, **f))
         self._clock, self._sleep = clock, sleep
         self._tasks: dict[str, asyncio.Task[None]] = {}  # "admit:<job>" / "run:<job>" -> task
         self._admitted: dict[str, asyncio.Event] = {}
+        self._seen: set[str] = set()  # every job admitted or adopted by this process
         self._cancel_requested: set[str] = set()
         self._stored_creating: set[str] = set()  # jobs whose stored state is CREATING (see cancel, close)
         self._left_creating = asyncio.Event()  # set whenever one of them leaves CREATING
         self._worker: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []  # the resume and the outbox tasks
+        self._resumed = asyncio.Event()
         self._closing = False
+        self.outbox = FinalsOutbox(self)
         self.listeners: list[Callable[[Job], None]] = []  # metrics hooks, called on every state change
+        self.store_listeners: list[Callable[[Exception], None]] = []  # called on every failed store write
 
     # -- lifecycle -------------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Resumes unfinished jobs and starts taking jobs from the scheduler."""
+    async def start(self, *, ready: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Starts, in owned background tasks, the resume of unfinished jobs (then taking new jobs from the
+        scheduler) and the finals outbox; returns at once, so adapters and /healthz come up first. Both
+        first await ready() (the platforms can take messages), at most READY_WAIT_S: a delivery tried
+        before would fail and, worse, could not tell a refused edit from a platform not yet there."""
+        gate = asyncio.ensure_future(self._await_ready(ready))
+        for coro, name in (
+            (self._resume_then_dispatch(gate), "imabot-resume"),
+            (self._outbox_after(gate), "imabot-outbox"),
+        ):
+            task = asyncio.create_task(coro, name=name)
+            task.add_done_callback(self._log_crash)
+            self._background.append(task)
+        self._background.append(gate)
+
+    @staticmethod
+    async def _await_ready(ready: Callable[[], Awaitable[Any]] | None) -> None:
+        if ready is None:
+            return
+        try:
+            async with asyncio.timeout(READY_WAIT_S):
+                await ready()
+        except TimeoutError:
+            log.warning(
+                "platforms not ready after %.0f s; resuming anyway (the outbox retries)", READY_WAIT_S
+            )
+
+    async def _outbox_after(self, gate: asyncio.Future[None]) -> None:
+        await asyncio.shield(gate)
+        await self.outbox.run(self._sleep)
+
+    async def _resume_then_dispatch(self, gate: asyncio.Future[None]) -> None:
         from .resume import resume_all  # local import: resume depends on this module's class
 
-        await resume_all(self)
+        try:
+            await asyncio.shield(gate)
+            try:
+                await resume_all(self)
+            except Exception:  # new jobs must still run; the old ones resume at the next start
+                log.exception("resuming the previous run's jobs failed; taking new jobs anyway")
+        finally:
+            self._resumed.set()
         self._worker = asyncio.create_task(self._dispatch_loop(), name="imabot-dispatch")
         self._worker.add_done_callback(self._log_crash)
+
+    @property
+    def resuming(self) -> bool:
+        """True until the jobs of the previous run are picked up again (for /healthz)."""
+        return not self._resumed.is_set()
+
+    async def wait_resumed(self) -> None:
+        await self._resumed.wait()
 
     async def close(self) -> None:
         """Stops taking jobs and cancels job tasks; the store keeps every job where it stood, so the next
         start resumes them. Creates already on the wire are given `shutdown_grace` to come back first."""
         self._closing = True
-        if self._worker:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        for task in [*self._background, *([self._worker] if self._worker else [])]:
+            task.cancel()
+        await asyncio.gather(
+            *self._background, *([self._worker] if self._worker else []), return_exceptions=True
+        )
         await self._settle_creates()
         tasks = list(self._tasks.values())
         for t in tasks:
@@ -103,8 +161,9 @@ class JobRunner:
             self._left_creating.clear()
             left = asyncio.ensure_future(self._left_creating.wait())
             try:
-                await asyncio.wait([left, *pending], timeout=deadline - loop.time(),
-                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                await asyncio.wait(
+                    [left, *pending], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 left.cancel()
 
@@ -130,6 +189,26 @@ class JobRunner:
         if not task.cancelled() and task.exception() is not None:
             log.error("task %s crashed", task.get_name(), exc_info=task.exception())
 
+    def now(self) -> float:
+        return self._clock()
+
+    async def durable(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """call() retried while the store fails (see durable.retrying); gives up only at shutdown."""
+        return await retrying(call, sleep=self._sleep, stop=lambda: self._closing, on_fault=self._store_fault)
+
+    def _store_fault(self, exc: Exception) -> None:
+        for fn in self.store_listeners:
+            try:
+                fn(exc)
+            except Exception:  # a metrics hook must never break a job
+                log.exception("store listener failed")
+
+    async def update(self, job: Job, **fields: Any) -> Job:
+        """Writes non-state fields (retrying store faults) and tells the listeners."""
+        job = await self.durable(lambda: self.store.update_job(job.id, **fields))
+        self.notify(job)
+        return job
+
     def notify(self, job: Job) -> None:
         for fn in self.listeners:
             try:
@@ -138,7 +217,14 @@ class JobRunner:
                 log.exception("listener failed")
 
     async def transition(self, job: Job, state: JobState, **fields: Any) -> Job:
-        job = await self.store.transition(job.id, state, **fields)
+        """Stores a state change, retrying store faults until the store heals (or shutdown)."""
+        try:
+            job = await self.durable(lambda: self.store.transition(job.id, state, **fields))
+        except InvalidTransition as exc:
+            if exc.current is not state:
+                raise
+            # A retried write whose first try committed after all: the change is stored.
+            job = await self.durable(lambda: self.store.get_job(job.id))
         if job.state is JobState.CREATING:
             self._stored_creating.add(job.id)
         elif job.id in self._stored_creating:
@@ -149,7 +235,11 @@ class JobRunner:
 
     # -- admission -------------------------------------------------------------------------------
     def admit(self, job: Job, *, notice_ready: bool = False) -> None:
-        """Shows the pre-notice and queues the job (in a task of its own, so callers return at once)."""
+        """Shows the pre-notice and queues the job (in a task of its own, so callers return at once).
+        A job admitted already is left alone (the resume and a new message may meet at start-up)."""
+        if self.knows(job.id):
+            return
+        self._seen.add(job.id)
         event = self._admitted[job.id] = asyncio.Event()
         if notice_ready:
             event.set()
@@ -161,26 +251,47 @@ class JobRunner:
         """Watches a job whose IMA task already runs (after a restart), outside the queue."""
         from .execute import run_job  # local import: execute depends on this module's class
 
+        if self.knows(job.id):
+            return
+        self._seen.add(job.id)
         self.scheduler.adopt(job.id, job.user_key)
         self._spawn(job.id, self._run_released(job.id, run_job), "run")
+
+    def knows(self, job_id: str) -> bool:
+        """Whether this process took the job in already (the resume skips it: a new message, or a
+        cancel, may come in while the resume reads the store at start-up)."""
+        return job_id in self._seen
 
     async def _admit(self, job: Job, admitted: asyncio.Event) -> None:
         try:
             resolved, est = await self.preview(job)
             limit = self.settings.daily_credit_budget
-            if limit:
-                now = self._clock()
-                spent = await self.store.credits_spent(job.user_key, since=budget_day_start(now))
-                if not budget_allows(spent, resolved.credit, limit):
-                    self.scheduler.remove(job.id)
-                    await self.fail(job, "budget_exceeded", spent=spent, limit=limit, credit=resolved.credit)
-                    return
-            job = await self.store.update_job(
-                job.id,
-                spec=effective_spec(job, resolved),
-                credit=resolved.credit,
-                extra={**job.extra, "estimate": [est.low, est.high]},
+            since = budget_day_start(self._clock())
+            fields = {
+                "spec": effective_spec(job, resolved),
+                "credit": resolved.credit,
+                "extra": {
+                    **job.extra,
+                    "estimate": [est.low, est.high],
+                    # When the first status poll goes out (see poll_plan): not before the task can end.
+                    "first_poll": first_poll_delay(
+                        job.spec.model_id, est, interval=self.settings.poll_interval
+                    ),
+                },
+            }
+            # Reserved in one store transaction with the budget check (a burst cannot pass the budget),
+            # and with what admission learned: one commit per admission.
+            reserved, spent, stored = await self.durable(
+                lambda: self.store.reserve_and_update(
+                    job.id, job.user_key, resolved.credit, limit=limit, since=since, **fields
+                )
             )
+            if not reserved or stored is None:
+                self.scheduler.remove(job.id)
+                await self.fail(job, "budget_exceeded", spent=spent, limit=limit, credit=resolved.credit)
+                return
+            job = stored
+            self.notify(job)
             position = self.scheduler.position(job.id) or 0
             pre = notices.prenotice(
                 self.texts, job, est, credit=resolved.credit, position=position, notes=resolved.notes
@@ -196,10 +307,14 @@ class JobRunner:
         """The leaf, rule and credits this job will use, and its expected run time (catalog is cached)."""
         spec = job.spec
         product = await self.client.fetch_product(spec.task_type, spec.model_id)
-        resolved = self.client.resolve(product, spec.task_type, overrides(spec))
+        resolved = self.client.resolve(product, spec.task_type, said(spec), preferred=preferred(spec))
         eff = effective_spec(job, resolved)  # history is kept under the values IMA really used
         history = await self.store.finished_durations(spec.model_id, eff.duration, eff.resolution)
-        return resolved, estimate(spec.model_id, history, min_samples=self.settings.history_min_samples)
+        est = estimate(spec.model_id, history, min_samples=self.settings.history_min_samples)
+        scale = self.settings.time_scale
+        if scale != 1 and not est.from_history:  # history holds real run times; the fixed table does not
+            est = Estimate(max(1, round(est.low / scale)), max(2, math.ceil(est.high / scale)))
+        return resolved, est
 
     async def _dispatch_loop(self) -> None:
         from .execute import run_job  # local import: execute depends on this module's class
@@ -214,6 +329,12 @@ class JobRunner:
             if admitted is not None:  # the pre-notice goes out before the first progress edit
                 await admitted.wait()
             await run(self, job_id)
+        except asyncio.CancelledError:
+            # A cancel that lands before run_job could see it (while the pre-notice is still being
+            # sent) still ends the job; run_job handles every later one itself.
+            if not self.cancel_requested(job_id) or self._closing:
+                raise
+            await self.finish_if_cancel_requested(job_id)
         finally:
             self.scheduler.release(job_id)
             self._admitted.pop(job_id, None)
@@ -232,6 +353,9 @@ class JobRunner:
                 task.cancel()
             return await self.finish_cancelled(job, was_running=False)
         self._cancel_requested.add(job_id)
+        admit = self._tasks.get(f"admit:{job_id}")
+        if admit is not None:  # started already, but its pre-notice is still on the way: no need now
+            admit.cancel()
         task = self._tasks.get(f"run:{job_id}")
         # A create on the wire is not interrupted (its outcome would become unknown); the run loop checks
         # the request right after the create answers.
@@ -243,6 +367,12 @@ class JobRunner:
 
     def cancel_requested(self, job_id: str) -> bool:
         return job_id in self._cancel_requested
+
+    async def finish_if_cancel_requested(self, job_id: str) -> None:
+        """Ends a job the user cancelled, unless it has finished already."""
+        current = await self.durable(lambda: self.store.get_job(job_id))
+        if current is not None and not current.finished:
+            await self.finish_cancelled(current, was_running=current.state is JobState.RUNNING)
 
     async def finish_cancelled(self, job: Job, *, was_running: bool) -> Job:
         job = await self.transition(job, JobState.CANCELLED, finished_at=self._clock())
@@ -272,22 +402,29 @@ class JobRunner:
         await self.deliver_final(job, self.final_notice(job))
         return job
 
+    def spawn_final(self, job: Job, key: str, *, state: JobState) -> None:
+        """fail() in a task of its own (resume: a slow platform must not hold up the other jobs)."""
+
+        async def finish() -> None:
+            await self.fail(job, key, state=state)
+
+        self._spawn(job.id, finish(), "final")
+
     def final_notice(self, job: Job) -> Any:
         return finals.final_for(self.texts, job, max_wait=self.settings.max_wait)
 
     async def deliver_final(self, job: Job, notice: Any) -> Job:
-        """Posts the final message once (the state is already stored; result_ref marks it delivered)."""
-        if self.delivery.final_in_place(job):
-            job = await self.delivery.show(job, notice, stage="final")
-            ref = job.notice_ref
-        else:
-            ref = await self.delivery.send(job, notice, stage="final")
-            if ref and job.notice_ref:
-                elapsed = (job.finished_at - job.started_at) if job.finished_at and job.started_at else None
-                await self.delivery.show(
-                    job, notices.closed(self.texts, job, elapsed=elapsed), stage="closed"
-                )
-        if ref:
-            job = await self.store.update_job(job.id, result_ref=ref)
-            self.notify(job)
-        return job
+        """Shows the final message (the state is already stored). Only a send or edit the platform
+        confirmed sets result_ref; otherwise the final stays in the outbox, which retries it."""
+        in_place = self.delivery.final_in_place(job)
+        closed = None
+        if job.notice_ref and not in_place:
+            elapsed = (job.finished_at - job.started_at) if job.finished_at and job.started_at else None
+            closed = notices.closed(self.texts, job, elapsed=elapsed)
+        ref = await self.delivery.deliver(job, notice, closed=closed)
+        if not ref:
+            return await self.outbox.failed(job)
+        fields = {"result_ref": ref}
+        if in_place and ref != job.notice_ref:  # the card was replaced by a new one
+            fields["notice_ref"] = ref
+        return await self.update(job, **fields)

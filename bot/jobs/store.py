@@ -11,6 +11,8 @@ import aiosqlite
 
 from ima.models import ModelId
 
+from ._ledger import committed as _committed
+from ._ledger import settle as _settle_credit
 from ._migrations import LATEST_VERSION, schema_version
 from ._schema import (
     DuplicateJob,
@@ -74,6 +76,11 @@ class JobStore:
         except StoreError:
             return False
         return rows[0][0] == 1
+
+    @property
+    def write_error(self) -> str:
+        """Why the last write failed, "" when the last write committed (for /healthz)."""
+        return self._db.write_error
 
     async def schema_version(self) -> int:
         """Returns the file's schema version."""
@@ -155,8 +162,9 @@ class JobStore:
         """Moves the job from its stored state to state and writes fields, atomically; returns the new Job.
 
         Entering RUNNING stamps started_at and entering a finished state stamps finished_at (store clock)
-        unless given or already set. Entering SUCCEEDED with a known credit also records the ledger entry
-        in the same transaction. Raises InvalidTransition when TRANSITIONS forbids the move from the
+        unless given or already set. The credit ledger changes in the same transaction: a new `credit`
+        resizes the job's reservation; SUCCEEDED turns it into a charge (or records one); FAILED or
+        CANCELLED without a task id releases it (nothing reached IMA). Raises InvalidTransition when TRANSITIONS forbids the move from the
         stored state, JobNotFound, TypeError for a field that cannot be set, StoreError when SQLite fails.
         """
         target = JobState(state)
@@ -173,12 +181,7 @@ class JobStore:
                 changes["finished_at"] = now
             await self._write_fields(db, job_id, changes)
             new = await self._load(db, job_id)
-            if target is JobState.SUCCEEDED and new.credit is not None:
-                await db.execute(
-                    "INSERT OR IGNORE INTO credit_ledger (job_id, user_key, credits, recorded_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (new.id, new.user_key, new.credit, now),
-                )
+            await _settle_credit(db, new, now, resized="credit" in fields)
         return new
 
     async def update_job(self, job_id: str, **fields: Any) -> Job:
@@ -192,17 +195,25 @@ class JobStore:
             return await self._load(db, job_id)
 
     async def unfinished_jobs(self) -> list[Job]:
-        """Returns every job not in a finished state, oldest first (what a restart resumes)."""
+        """Returns every job not in a finished state but drafts, oldest first (what a restart resumes)."""
         rows = await self._db.fetch(
-            f"SELECT * FROM jobs WHERE {_NOT_FINISHED_SQL} ORDER BY created_at, rowid", _FINISHED
+            f"SELECT * FROM jobs WHERE {_NOT_FINISHED_SQL} AND state != 'draft' ORDER BY created_at, rowid",
+            _FINISHED,  # a draft waits for its Generate press, it is not resumed
         )
         return [job_from_row(r) for r in rows]
 
+    async def draft_jobs(self) -> list[Job]:
+        """Returns every draft, oldest first (issue 14: storyboard shots waiting for the shot before)."""
+        rows = await self._db.fetch("SELECT * FROM jobs WHERE state = 'draft' ORDER BY created_at, rowid", ())
+        return [job_from_row(r) for r in rows]
+
     async def undelivered_jobs(self) -> list[Job]:
-        """Returns finished jobs whose final message was never posted (result_ref empty), oldest first:
-        the outbox a restart delivers, since a job's final state is stored before its message is sent."""
+        """Returns finished jobs whose final message no platform confirmed yet (result_ref empty), oldest
+        first: the outbox, since a job's final state is stored before its message is sent. Finals given up
+        on as undeliverable (extra.outbox.undeliverable) are left out."""
         rows = await self._db.fetch(
-            f"SELECT * FROM jobs WHERE NOT ({_NOT_FINISHED_SQL}) AND result_ref = '' ORDER BY created_at, rowid",
+            f"SELECT * FROM jobs WHERE NOT ({_NOT_FINISHED_SQL}) AND result_ref = '' "
+            "AND json_extract(extra, '$.outbox.undeliverable') IS NULL ORDER BY created_at, rowid",
             _FINISHED,
         )
         return [job_from_row(r) for r in rows]
@@ -215,11 +226,23 @@ class JobStore:
         )
         return [job_from_row(r) for r in rows]
 
-    async def latest_unfinished(self, user_key: str) -> Job | None:
-        """Returns the user's newest unfinished job, or None."""
+    async def job_for_message(self, platform: str, ref: str) -> Job | None:
+        """Returns the newest job on platform whose pre-notice/progress or final message is ref (a ref as
+        the adapter's send() returned it), or None: how a reply to the bot's message finds its job."""
+        if not ref:
+            return None
         rows = await self._db.fetch(
-            f"SELECT * FROM jobs WHERE user_key = ? AND {_NOT_FINISHED_SQL} ORDER BY created_at DESC, rowid DESC "
-            "LIMIT 1",
+            "SELECT * FROM jobs WHERE (notice_ref = ? OR result_ref = ?) "
+            "AND json_extract(origin, '$.platform') = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (ref, ref, platform),
+        )
+        return job_from_row(rows[0]) if rows else None
+
+    async def latest_unfinished(self, user_key: str) -> Job | None:
+        """Returns the user's newest unfinished job that is not a draft, or None."""
+        rows = await self._db.fetch(
+            f"SELECT * FROM jobs WHERE user_key = ? AND {_NOT_FINISHED_SQL} AND state != 'draft' "
+            "ORDER BY created_at DESC, rowid DESC LIMIT 1",
             (user_key, *_FINISHED),
         )
         return job_from_row(rows[0]) if rows else None
@@ -280,8 +303,8 @@ class JobStore:
     # ---- credits ------------------------------------------------------------------------------------
 
     async def record_credit(self, job_id: str, user_key: str, credits: int) -> None:
-        """Charges a job once: a second call for the same job changes nothing. Raises ValueError for a
-        negative or non-int amount."""
+        """Charges a job once: a second call for the same job changes nothing (a reservation stays one).
+        Raises ValueError for a negative or non-int amount."""
         if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
             raise ValueError(f"credits must be a non-negative int, not {credits!r}")
         async with self._db.transaction() as db:
@@ -291,9 +314,73 @@ class JobStore:
             )
 
     async def credits_spent(self, user_key: str, *, since: float) -> int:
-        """Returns the credits recorded for the user at or after since (epoch seconds)."""
+        """Returns the credits charged (successful jobs) to the user at or after since (epoch seconds)."""
         rows = await self._db.fetch(
-            "SELECT COALESCE(SUM(credits), 0) FROM credit_ledger WHERE user_key = ? AND recorded_at >= ?",
+            "SELECT COALESCE(SUM(credits), 0) FROM credit_ledger WHERE user_key = ? AND recorded_at >= ? "
+            "AND status = 'charged'",
             (user_key, since),
         )
         return int(rows[0][0])
+
+    async def credits_committed(self, user_key: str, *, since: float) -> int:
+        """Returns what counts against the user's budget since `since`: charges plus reservations of
+        jobs still running or whose IMA task may have been billed."""
+        async with self._db.read() as db:
+            return await _committed(db, user_key, since)
+
+    async def reserve_credit(
+        self, job_id: str, user_key: str, credits: int, *, limit: int, since: float
+    ) -> tuple[bool, int]:
+        """Reserves credits for a job against the user's budget in one transaction (so a burst of jobs
+        cannot pass it); returns (reserved, committed before this job). With limit 0 there is no budget
+        and the reservation is always made. A job that holds a row already is not reserved twice.
+        Raises ValueError for a negative or non-int amount, StoreError when SQLite fails."""
+        _check_credits(credits)
+        async with self._db.transaction() as db:
+            return await self._reserve(db, job_id, user_key, credits, limit=limit, since=since)
+
+    async def reserve_and_update(
+        self, job_id: str, user_key: str, credits: int, *, limit: int, since: float, **fields: Any
+    ) -> tuple[bool, int, Job | None]:
+        """reserve_credit and, only when the reservation is made, update_job(job_id, **fields), in one
+        transaction: an admission costs one commit. Returns (reserved, committed before this job, the job
+        as stored now or None when not reserved). Raises as those two do."""
+        _check_credits(credits)
+        check_fields(fields)
+        async with self._db.transaction() as db:
+            await self._load(db, job_id)  # JobNotFound before anything is reserved
+            reserved, committed = await self._reserve(db, job_id, user_key, credits, limit=limit, since=since)
+            if not reserved:
+                return False, committed, None
+            if fields:
+                await self._write_fields(db, job_id, dict(fields))
+            return True, committed, await self._load(db, job_id)
+
+    async def _reserve(
+        self, db: aiosqlite.Connection, job_id: str, user_key: str, credits: int, *, limit: int, since: float
+    ) -> tuple[bool, int]:
+        if list(await db.execute_fetchall("SELECT 1 FROM credit_ledger WHERE job_id = ?", (job_id,))):
+            return True, await _committed(db, user_key, since, excluding=job_id)
+        committed = await _committed(db, user_key, since)
+        if limit and committed + credits > limit:
+            return False, committed
+        await db.execute(
+            "INSERT INTO credit_ledger (job_id, user_key, credits, recorded_at, status) "
+            "VALUES (?, ?, ?, ?, 'reserved')",
+            (job_id, user_key, credits, self._clock()),
+        )
+        return True, committed
+
+    async def release_credit(self, job_id: str) -> bool:
+        """Drops the job's reservation (IMA said the task was not billed); a charge stays. Returns
+        whether a reservation was dropped."""
+        async with self._db.transaction() as db:
+            cur = await db.execute(
+                "DELETE FROM credit_ledger WHERE job_id = ? AND status = 'reserved'", (job_id,)
+            )
+            return cur.rowcount > 0
+
+
+def _check_credits(credits: Any) -> None:
+    if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
+        raise ValueError(f"credits must be a non-negative int, not {credits!r}")

@@ -31,9 +31,22 @@ TASK_VALUES = frozenset({"none"})
 _RATIO = re.compile(r"\d+(?:\.\d+)?:\d+(?:\.\d+)?")
 _RESOLUTION = re.compile(r"\d{3,4}P|\dK")
 _ENTRY_KEYS = frozenset(
-    {"value", "convert", "phrases", "patterns", "weak", "vague", "keep", "explicit", "note", "priority",
-     "only", "scale"}
-)  # fmt: skip
+    {
+        "value",
+        "convert",
+        "phrases",
+        "patterns",
+        "weak",
+        "vague",
+        "keep",
+        "explicit",
+        "note",
+        "priority",
+        "only",
+        "scale",
+        "hints",
+    }
+)
 _LATIN = re.compile(r"[a-z0-9]")
 
 L, R = r"(?<![a-z0-9])", r"(?![a-z0-9])"
@@ -57,6 +70,12 @@ class Rule:
     note: str = ""
     priority: int = 0
     only: frozenset[str] = frozenset()
+    hints: tuple[str, ...] = ()  # one of these is in every match: a message with none is not searched
+
+
+def hint_of(phrase: str) -> str:
+    """The longest run of a phrase that any match of it contains verbatim (spaces and hyphens vary)."""
+    return max(re.split(r"[ \-_]", phrase.strip().lower()), key=len)
 
 
 def alt(items: list[str]) -> str:
@@ -113,7 +132,13 @@ def vendor_entries(raw: Mapping[str, Any], problems: list[str]) -> list[dict[str
         if not strong and not weak:
             problems.append(f"{where}: no names")
             continue
-        common = {"note": "note.model_mapped", "priority": 1}
+        # Every match holds one of the names (when the vendor has no free patterns): a cheap pre-check.
+        hints = (
+            []
+            if vendor.get("patterns")
+            else [hint_of(n) for k in ("names", "weak_names") for n in vendor.get(k) or []]
+        )
+        common = {"note": "note.model_mapped", "priority": 1, "hints": hints}
         model = vendor["model"]
         # A name runs straight into a version ("kling2.1") but never into more letters ("klingon").
         names, wnames = alt(strong) + r"(?![a-z])", alt(weak) + r"(?![a-z])"
@@ -187,10 +212,22 @@ def entry_rules(field: str, i: int, e: Any, ctx: dict[str, Any], problems: list[
             seen = ctx["phrases"].setdefault(src.strip().lower(), (e.get("value"), where))
             if seen[0] != e.get("value"):
                 problems.append(f"{where}: phrase {src!r} also means {seen[0]!r} in {seen[1]}")
-        rules.append(Rule(
-            field=field, regex=rx, source=src, value=e.get("value"), convert=convert,
-            scale=int(e.get("scale", 1)), weak=bool(e.get("weak")), vague=bool(e.get("vague")),
-            keep=bool(e.get("keep")), explicit=bool(e.get("explicit")), note=note,
-            priority=int(e.get("priority", 0)), only=frozenset(only),
-        ))  # fmt: skip
+        rules.append(
+            Rule(
+                field=field,
+                regex=rx,
+                source=src,
+                value=e.get("value"),
+                convert=convert,
+                scale=int(e.get("scale", 1)),
+                weak=bool(e.get("weak")),
+                vague=bool(e.get("vague")),
+                keep=bool(e.get("keep")),
+                explicit=bool(e.get("explicit")),
+                note=note,
+                priority=int(e.get("priority", 0)),
+                only=frozenset(only),
+                hints=(hint_of(src),) if src in phrases else tuple(e.get("hints") or ()),
+            )
+        )
     return rules

@@ -16,8 +16,14 @@ _WINDOW = 32  # how far back a frame or glue word may start
 _WS = re.compile(r"\s*")
 
 
+_WIDE = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: ord(" ")}
+
+
 def fold(text: str) -> str:
     """Lower-cases and folds full-width ASCII, one character for one, so spans map back to the text."""
+    quick = text.translate(_WIDE).lower()
+    if len(quick) == len(text):
+        return quick  # no character lower-cased into two (the usual case): the same as the loop below
     out = []
     for ch in text:
         code = ord(ch)
@@ -111,14 +117,24 @@ def prefix_spans(tables: Tables, norm: str) -> list[tuple[int, int]]:
 
 
 def candidates(
-    tables: Tables, norm: str, blocked: list[tuple[int, int]], fields: tuple[str, ...]
+    tables: Tables,
+    norm: str,
+    blocked: list[tuple[int, int]],
+    fields: tuple[str, ...],
+    *,
+    explicit_roles: bool = False,
 ) -> list[Match]:
-    """Every match of every rule of the given fields, with its frames, minus denied contexts."""
+    """Every match of every rule of the given fields, with its frames, minus denied contexts; with
+    explicit_roles, only the role phrases that plainly speak of an image (no image came)."""
     taken = Spans.of(blocked)
     out: list[Match] = []
     for field in fields:
         fr = tables.fields[field]
         for rule in fr.rules:
+            if rule.hints and not any(h in norm for h in rule.hints):
+                continue  # cheaper than the regex search it spares
+            if explicit_roles and field == "role" and not rule.explicit:
+                continue
             for m in rule.regex.finditer(norm):
                 cs, ce = m.span()
                 if ce == cs or taken.overlaps(cs, ce):
@@ -135,6 +151,11 @@ def candidates(
     return out
 
 
+def framed(fr: FieldRules, norm: str, c: Match, taken: Spans | None = None) -> Match:
+    """c widened by the field's frames around it (those not overlapping taken)."""
+    return _framed(fr, norm, taken or Spans(), c)
+
+
 def _framed(fr: FieldRules, norm: str, taken: Spans, c: Match) -> Match:
     s, e = c.start, c.end
     b = fr.before.search(norm, max(0, s - _WINDOW), s) if fr.before else None
@@ -144,8 +165,18 @@ def _framed(fr: FieldRules, norm: str, taken: Spans, c: Match) -> Match:
     if a is not None and (a.end() == a.start() or taken.overlaps(e, a.end())):
         a = None
     cued = a is not None or bool(fr.cue and fr.cue.match(norm, e))
-    return replace(c, start=b.start() if b else s, end=a.end() if a else e,
-                   framed_before=b is not None, framed_after=cued)  # fmt: skip
+    # Built directly: dataclasses.replace costs more than the searches above on a long message.
+    return Match(
+        c.field,
+        b.start() if b else s,
+        a.end() if a else e,
+        c.core_start,
+        c.core_end,
+        c.values,
+        c.rule,
+        framed_before=b is not None,
+        framed_after=cued,
+    )
 
 
 def _negated(t: Tables, norm: str, taken: Spans, c: Match) -> Match:

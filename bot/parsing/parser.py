@@ -12,18 +12,43 @@ from .matcher import Match, candidates, fold, prefix_spans
 from .picker import pick
 from .prompt import build_prompt
 from .tables import FIELDS, Tables, default_tables
+from .typos import typo_candidates
 
 MAX_TEXT = 8000  # characters read; anything longer is cut (chat platforms cap messages well below this)
 MAX_NOTES = 12
+_EDGE_PUNCT = " ,，、;；:：.。!！?？-—~～()（）[]【】"
 PARAM_FIELDS = ("model", "duration", "aspect_ratio", "resolution")
 OPTION_FIELDS = (*PARAM_FIELDS, "image_role")
-_RES_RANK = ("144P", "240P", "360P", "480P", "540P", "576P", "720P", "1080P", "1440P", "2K", "4K", "5K", "6K",
-             "8K")  # fmt: skip
+_RES_RANK = (
+    "144P",
+    "240P",
+    "360P",
+    "480P",
+    "540P",
+    "576P",
+    "720P",
+    "1080P",
+    "1440P",
+    "2K",
+    "4K",
+    "5K",
+    "6K",
+    "8K",
+)
 _ROLE_OPTIONS: Mapping[str, str | None] = {
-    "first": "first", "first_frame": "first", "last": "last", "last_frame": "last", "first_last": "first_last",
-    "frames": "first_last", "first_last_frame": "first_last", "reference": "reference", "ref": "reference",
-    "references": "reference", "auto": None, "default": None,
-}  # fmt: skip
+    "first": "first",
+    "first_frame": "first",
+    "last": "last",
+    "last_frame": "last",
+    "first_last": "first_last",
+    "frames": "first_last",
+    "first_last_frame": "first_last",
+    "reference": "reference",
+    "ref": "reference",
+    "references": "reference",
+    "auto": None,
+    "default": None,
+}
 _DEFAULT_WORDS = frozenset({"default", "auto", "automatic", "none", "默认", "自动", "推荐"})
 
 
@@ -39,6 +64,7 @@ class ParsedRequest:
     prompt: str
     notes: tuple[Note, ...] = ()
     image_roles: tuple[str, ...] = ()  # per image, in order: "first" | "last" | "reference"
+    removed: tuple[str, ...] = ()  # the parameter words cut out of the prompt, as typed (for the echo)
 
     def to_json(self, render: Callable[[Note], str]) -> dict[str, Any]:
         """Returns exactly task_type, model_id, duration, aspect_ratio, resolution, prompt, notes (texts)."""
@@ -67,10 +93,9 @@ def parse_with(
     images = max(0, int(image_count or 0))
     norm = fold(text)
     blocked = prefix_spans(tables, norm)
-    found = candidates(tables, norm, blocked, FIELDS)
-    if images == 0:
-        # Without images, only phrases that plainly speak of one count (and earn a note).
-        found = [c for c in found if c.field != "role" or c.rule.explicit]
+    # Without images, only role phrases that plainly speak of one count (and earn a note).
+    found = candidates(tables, norm, blocked, FIELDS, explicit_roles=images == 0)
+    found += typo_candidates(tables, norm, blocked, found)
     chosen = pick(tables, norm, blocked, found)
     notes: list[Note] = []
     values: dict[str, Any] = {}
@@ -80,6 +105,8 @@ def parse_with(
     for c in chosen:
         if "_unknown" in c.values:
             notes.append(Note("note.model_unknown", {"requested": c.values["_unknown"]}))
+        if "_typo" in c.values:
+            notes.append(Note("note.typo", {"said": _surface(text, c), "meant": c.values["_typo"][1]}))
     role_kind, role_said, swap = _role_kind(chosen, text, notes)
     _apply_options(tables, options, values, said, notes, role_kind, role_said)
     role_kind = values.pop("image_role", role_kind)
@@ -95,7 +122,12 @@ def parse_with(
         prompt=build_prompt(tables, text, spans),
         notes=_dedupe(notes),
         image_roles=roles,
+        removed=tuple(dict.fromkeys(w for c in chosen if not c.rule.keep if (w := _cut_words(text, c)))),
     )
+
+
+def _cut_words(text: str, c: Match) -> str:
+    return " ".join(text[c.start : c.end].split()).strip(_EDGE_PUNCT)
 
 
 def _surface(text: str, c: Match) -> str:
@@ -116,8 +148,11 @@ def _resolve(field: str, chosen: list[Match], text: str, notes: list[Note]) -> t
     """The field's value (the last one said wins) and the words that said it; notes conflicts."""
     said = [c for c in chosen if field in c.values]
     precise = [c for c in said if not c.rule.vague]
-    said = [c for c in said if not c.rule.vague or not any(
-        _compatible(field, c.values[field], p.values[field]) for p in precise)]  # fmt: skip
+    said = [
+        c
+        for c in said
+        if not c.rule.vague or not any(_compatible(field, c.values[field], p.values[field]) for p in precise)
+    ]
     if not said:
         return None, ""
     kept = said[-1]
@@ -128,8 +163,11 @@ def _resolve(field: str, chosen: list[Match], text: str, notes: list[Note]) -> t
             dropped.pop(c.values[field], None)
             dropped[c.values[field]] = c
     for c in dropped.values():
-        notes.append(Note("note.conflict", {"field": field, "dropped": _surface(text, c),
-                                            "kept": _surface(text, kept)}))  # fmt: skip
+        notes.append(
+            Note(
+                "note.conflict", {"field": field, "dropped": _surface(text, c), "kept": _surface(text, kept)}
+            )
+        )
     if kept.rule.note == "note.model_mapped" and value != "default":
         notes.append(Note("note.model_mapped", {"requested": _surface(text, kept), "model": ModelId(value)}))
     if "_range" in kept.values:
@@ -151,8 +189,12 @@ def _role_kind(chosen: list[Match], text: str, notes: list[Note]) -> tuple[str |
     kept = said[-1]
     other = [c for c in said if kind(c) != kind(kept)]
     if other:
-        notes.append(Note("note.conflict", {"field": "image_role", "dropped": _surface(text, other[-1]),
-                                            "kept": _surface(text, kept)}))  # fmt: skip
+        notes.append(
+            Note(
+                "note.conflict",
+                {"field": "image_role", "dropped": _surface(text, other[-1]), "kept": _surface(text, kept)},
+            )
+        )
     frames = [c for c in said if kind(c) == "frames"]
     swap = kind(kept) == "frames" and any(c.values["role"] == "swap" for c in frames)
     return kind(kept), _surface(text, kept), swap
@@ -202,9 +244,14 @@ def _option_value(tables: Tables, field: str, raw: str) -> Any:
 
 
 def _apply_options(
-    tables: Tables, options: Mapping[str, str], values: dict[str, Any], said: dict[str, str],
-    notes: list[Note], role_kind: str | None, role_said: str,
-) -> None:  # fmt: skip
+    tables: Tables,
+    options: Mapping[str, str],
+    values: dict[str, Any],
+    said: dict[str, str],
+    notes: list[Note],
+    role_kind: str | None,
+    role_said: str,
+) -> None:
     for field in OPTION_FIELDS:
         raw = (options or {}).get(field)
         if raw is None or not str(raw).strip():

@@ -10,6 +10,9 @@ from .matcher import Match, Spans, script
 from .tables import Tables
 
 _INDEFINITE = re.compile(r"(?<![a-z0-9])(?:a|an)\s+\Z")
+_POLITE = re.compile(r"(?:please|pls|plz|thx|thanks|谢谢|麻烦了)(?![a-z])\s*[,，;；.。!！:：]")
+_AND = re.compile(r"(?:and|plus|&|\+|和|并且|并)\s*")
+_ARTICLE_AHEAD = re.compile(r"\s+(?:a|an|the|some|my|our|one|two|three)\s")
 _ARTICLE = re.compile(r"(?<![a-z0-9])(?:a|an|the|this|that|his|her|my|your|our|their|its|of)\s*\Z")
 
 
@@ -57,8 +60,10 @@ class _Picker:
             return True, False  # Chinese does not space its words: a space separates
         if {script(ch), script(first)} == {"latin", "cjk"}:
             return True, False
-        if not left and self.t.closers.match(n, j):
+        if not left and (self.t.closers.match(n, j) or _POLITE.match(n, j)):
             return True, False
+        if not left and (m := _AND.match(n, j)) and self.spans.by_start.get(m.end()):
+            return True, False  # "vertical and 5 sec": joined to another parameter
         return False, False
 
     def _run(self, c: Match, pending: list[Match]) -> bool:
@@ -71,8 +76,9 @@ class _Picker:
         for forward in (True, False):
             j = c.end if forward else c.start
             for _ in range(MAX_HOPS):
-                while 0 < j < len(n) and (n[j if forward else j - 1].isspace() or n[j if forward else j - 1] in
-                                         self.t.boundaries):  # fmt: skip
+                while 0 < j < len(n) and (
+                    n[j if forward else j - 1].isspace() or n[j if forward else j - 1] in self.t.boundaries
+                ):
                     j += 1 if forward else -1
                 if j == (len(n) if forward else 0):
                     reaches_edge = True
@@ -99,6 +105,11 @@ class _Picker:
             c.framed_before or c.field != "model" or not _INDEFINITE.search(self.norm, 0, c.start)
         ):
             return True  # "fast mode", "use the fast model"; but "a fast model walking" is a person
+        latin = script(self.norm[c.core_start]) == "latin"  # 海螺, 混元 are everyday words too
+        if latin and self._after_prefix(c) and _ARTICLE_AHEAD.match(self.norm, c.end):
+            return True  # "/video portrait a fox": the article opens the prompt after it
+        if c.rule.note == "note.model_mapped" and latin and self._at_edge(c):
+            return True  # "pika a cat dancing", "a cat dancing, luma": a vendor name opening or closing
         core = self.norm[c.core_start : c.core_end]
         left, l_same = self._side_ok(c.start, core[0], True, c.field)
         right, r_same = self._side_ok(c.end, core[-1], False, c.field)
@@ -107,6 +118,28 @@ class _Picker:
         # A latin word in the block of parameters closing (or opening) the message counts too:
         # "a robot dancing in the rain portrait 10s", "a cat 5s landscape pro".
         return script(core[0]) == "latin" and self._run(c, pending)
+
+    def _after_prefix(self, c: Match) -> bool:
+        i = c.start
+        while i > 0 and self.norm[i - 1].isspace():
+            i -= 1
+        hit = self.spans.by_end.get(i)
+        return hit is not None and not hit[1]
+
+    def _at_edge(self, c: Match) -> bool:
+        """Whether only separators or the prefix/mentions stand between c and the start or the end (and
+        no article ties it to the words after: "a pika eating grass")."""
+        n, skip = self.norm, self.t.boundaries
+        i = c.start
+        while i > 0 and (n[i - 1].isspace() or n[i - 1] in skip):
+            i -= 1
+        hit = self.spans.by_end.get(i)
+        if (i == 0 or (hit is not None and not hit[1])) and not _ARTICLE.search(n, 0, c.start):
+            return True
+        j = c.end
+        while j < len(n) and (n[j].isspace() or n[j] in skip):
+            j += 1
+        return j == len(n) and not _ARTICLE.search(n, 0, c.start)
 
     def take(self, c: Match) -> None:
         self.chosen.append(c)

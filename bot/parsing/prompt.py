@@ -95,14 +95,17 @@ def _tidy(t: Tables, s: str) -> str:
         s = _WS.sub(" ", s).strip()
         s = _EMPTY_BRACKETS.sub(" ", s)
         s = _SPACE_BEFORE_PUNCT.sub(r"\1", s)
+        folded = fold(s)
         for rx in t.preambles:
-            m = rx.match(fold(s))
-            if m is not None:
+            m = rx.match(folded)
+            if m is not None and m.end():
                 s = s[m.end() :]
+                folded = fold(s)
         for rx in t.wrappers:
-            m = rx.fullmatch(fold(s))
+            m = rx.fullmatch(folded)
             if m is not None and m.group("body").strip():
                 s = s[m.start("body") : m.end("body")]
+                folded = fold(s)
         for _ in range(4):
             m = t.closers.search(fold(s), max(0, len(s) - _TAIL_WINDOW))
             if m is None:

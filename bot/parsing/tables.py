@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,9 @@ class Tables:
     boundaries: frozenset[str]
     numbers: Mapping[str, int]
     notes: Mapping[str, tuple[str, ...]]
+    typos: Mapping[str, Rule] = dataclasses.field(default_factory=dict)  # word → its (weak) rule, for slips
+    typo_cutoff: float = 100.0
+    typo_min_length: int = 5
 
 
 def _macros(raw: Mapping[str, Any]) -> dict[str, str]:
@@ -146,19 +150,64 @@ def build(raw: Any) -> tuple[Tables | None, list[str]]:
     numbers = raw.get("numbers", {}).get("en") or {}
     if not all(isinstance(k, str) and isinstance(v, int) for k, v in numbers.items()):
         problems.append("numbers.en: maps words to integers")
+    typos, cutoff, min_length = _typos(raw.get("typos") or {}, fields, problems)
     if problems:
         return None, problems
     tables = Tables(
-        fields=fields, prefix=prefix, mentions=mentions, preambles=preambles, wrappers=wrappers, closers=closers,
+        fields=fields,
+        prefix=prefix,
+        mentions=mentions,
+        preambles=preambles,
+        wrappers=wrappers,
+        closers=closers,
         connectors_tail=rx(rf"(?:[\s{_SEPS}(（\[【「『“]|{conn_tail})+\Z", "connectors"),
         connectors_head=rx(rf"\A(?:[\s{_SEPS})）\]】」』”]|{conn_head})+", "connectors"),
         negation=rx(alt(_strings(raw, "negations", problems)) + r"\s*\Z", "negations"),
         glue_before=rx(alt(glue.get("before") or [r"(?!x)x"]) + r"\s*\Z", "glue.before"),
-        glue_before_bounded=rx(alt(glue.get("before_bounded") or [r"(?!x)x"]) + r"\s*\Z", "glue.before_bounded"),
+        glue_before_bounded=rx(
+            alt(glue.get("before_bounded") or [r"(?!x)x"]) + r"\s*\Z", "glue.before_bounded"
+        ),
         glue_after=rx(r"\s*" + alt(glue.get("after") or [r"(?!x)x"]), "glue.after"),
-        boundaries=frozenset(bounds + "\n"), numbers=dict(numbers), notes=notes,
-    )  # fmt: skip
+        boundaries=frozenset(bounds + "\n"),
+        numbers=dict(numbers),
+        notes=notes,
+        typos=typos,
+        typo_cutoff=cutoff,
+        typo_min_length=min_length,
+    )
     return (None, problems) if problems else (tables, [])
+
+
+def _typos(
+    raw: Any, fields: Mapping[str, FieldRules], problems: list[str]
+) -> tuple[dict[str, Rule], float, int]:
+    """The slip vocabulary: each word's own phrase rule, made weak (a slip counts only in context)."""
+    if not isinstance(raw, Mapping):
+        problems.append("typos: must be a mapping")
+        return {}, 100.0, 5
+    cutoff, min_length = raw.get("cutoff", 100), raw.get("min_length", 5)
+    if not isinstance(cutoff, int | float) or not 50 <= cutoff <= 100:
+        problems.append("typos.cutoff: must be a number from 50 to 100")
+    if not isinstance(min_length, int) or min_length < 3:
+        problems.append("typos.min_length: must be a whole number ≥ 3")
+    out: dict[str, Rule] = {}
+    for word in raw.get("words") or []:
+        rule = next(
+            (
+                r
+                for fr in fields.values()
+                for r in fr.rules
+                if r.convert == "fixed"
+                and not r.keep
+                and str(r.source).strip().lower() == str(word).strip().lower()
+            ),
+            None,
+        )
+        if rule is None or not str(word).isascii() or not str(word).isalpha():
+            problems.append(f"typos.words: {word!r} is not a one-word latin phrase of any entry")
+            continue
+        out[str(word).lower()] = replace(rule, weak=True, note="note.typo")
+    return out, float(cutoff), int(min_length)
 
 
 def load_raw(path: Path = PHRASES_PATH) -> Any:

@@ -184,7 +184,7 @@ def assert_final_card(rig: FeishuRig, card: Message, job: Job, *, other: str) ->
     assert TEXTS("success.video", "en", url=job.result_url) in texts(shown)
     (key,) = image_keys(shown)  # IMA's cover, downloaded and uploaded to Feishu as a message image
     assert rig.fake.images[key] == rig.emulator.state.assets["jpg"] and job.task_id in job.cover_url
-    play, retry, switch = buttons(shown)
+    play, _continue, retry, switch, *_variations = buttons(shown)  # issue 14: Continue ▶ and variations
     assert (play["url"], play["text"]["content"]) == (job.result_url, TEXTS("button.open_video", "en"))
     assert retry["value"] == {"action": "retry", "job_id": job.id}
     assert switch["value"] == {"action": "other_model", "job_id": job.id}

@@ -90,8 +90,16 @@ class StandIn:
             Button("Retry", Action.RETRY, job_id),
             Button("", Action.OTHER_MODEL, job_id, style=ButtonStyle.PRIMARY),
         )
-        final = Notice(s.final, "Done", ("All set",), buttons=buttons, video_url=s.video_url,
-                       cover_url=s.cover_url, job_id=job_id, mention_user_id=origin.user_id)  # fmt: skip
+        final = Notice(
+            s.final,
+            "Done",
+            ("All set",),
+            buttons=buttons,
+            video_url=s.video_url,
+            cover_url=s.cover_url,
+            job_id=job_id,
+            mention_user_id=origin.user_id,
+        )
         ref = await self.adapter.edit(origin, ref, final)
         self.cards[job_id] = ref
 

@@ -177,3 +177,6 @@ class _Sink:
 
     def flush(self) -> None:
         pass
+
+    def isatty(self) -> bool:
+        return False

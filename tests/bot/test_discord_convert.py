@@ -43,8 +43,9 @@ def test_golden_payload_becomes_the_expected_intent(path: Path) -> None:
     if case["kind"] == "interaction":
         intent = interaction_intent(case["payload"])
     else:
+        limit = {"upload_limit": case["upload_limit"]} if "upload_limit" in case else {}
         intent = message_intent(
-            case["payload"], bot_id=case["bot_id"], upload_limit=case.get("upload_limit", 10485760)
+            case["payload"], bot_id=case["bot_id"], bot_role_ids=case.get("bot_role_ids", ()), **limit
         )
     assert _as_dict(intent) == case["expected"], case["description"]
 
@@ -131,3 +132,59 @@ def test_every_slash_choice_is_understood_by_the_parser(field: str) -> None:
 
     for value in CHOICES[field]:
         assert parse("a cat", 1, options={field: value}).notes == (), (field, value)
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("a.png", "image/png"),
+        ("IMG_1.JPG", "image/jpeg"),
+        ("b.jpeg", "image/jpeg"),
+        ("c.gif", "image/gif"),
+        ("d.WEBP", "image/webp"),
+        ("e.bmp", "image/bmp"),
+        ("IMG_0042.HEIC", "image/heic"),
+        ("f.heif", "image/heif"),
+        ("g.avif", "image/avif"),
+        ("my.photo.final.png", "image/png"),
+        ("image0", ""),
+        ("notes.txt", ""),
+    ],
+)
+def test_every_image_extension_is_recognised_when_no_type_is_declared(filename: str, expected: str) -> None:
+    assert get_attachment({"url": "u", "filename": filename}).content_type == expected
+
+
+def test_the_default_upload_limit_is_discords_10_mib() -> None:
+    payload = {"id": "1", "type": 0, "channel_id": "5", "author": {"id": "7"}, "content": "a cat"}
+    intent = message_intent(payload, bot_id="9")
+    assert intent is not None and intent.origin.extra["upload_limit"] == str(10 * 1024 * 1024)
+
+
+@pytest.mark.parametrize("value", CHOICES["model"])
+def test_every_model_choice_is_that_model(value: str) -> None:
+    from bot.parsing.parser import parse
+
+    model = parse("a cat", 0, options={"model": value}).model_id
+    assert model is not None and model.value == value
+
+
+def test_every_language_choice_is_a_locale_we_have() -> None:
+    assert all(get_locale(v) == v for v in CHOICES["language"]) and set(CHOICES["language"]) == {"en", "zh"}
+
+
+def test_an_attachment_without_url_falls_back_to_the_proxy_url_and_dms_are_allowed_by_default() -> None:
+    att = get_attachment({"proxy_url": "https://media.discordapp.net/x.png", "filename": "x.png"})
+    assert att.handle == "https://media.discordapp.net/x.png"
+    dm = Origin("discord", "d1", "u", is_direct=True)
+    assert is_allowed(dm, guild_allowlist={"g1"}, channel_allowlist={"c1"}) is True
+
+
+def test_the_bots_role_counts_from_either_the_array_or_the_text() -> None:
+    base = {"id": "1", "type": 0, "channel_id": "5", "guild_id": "3", "author": {"id": "7"}}
+    by_array = message_intent(
+        {**base, "content": "a cat", "mention_roles": ["77"]}, bot_id="9", bot_role_ids=["77"]
+    )
+    by_text = message_intent({**base, "content": "<@&77> a cat"}, bot_id="9", bot_role_ids=["77"])
+    assert by_array is not None and by_text is not None and by_text.text == by_array.text == "a cat"
+    assert message_intent({**base, "content": "<@&78> a cat", "mention_roles": ["78"]}, bot_id="9") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -171,10 +172,50 @@ async def test_401_and_403_on_edit_raise_once_without_a_retry_storm(fake: FakeDi
     assert len(fake.requests_to("PATCH", "/channels/")) == 1  # one request, then the refusal is remembered
     assert errors[0].status == status and not isinstance(errors[0], MessageGone)
     assert all(e.status == status for e in errors)
-    if status == 401:  # a dead token: nothing else is attempted either
-        assert len(fake.requests_to("POST", "/channels/")) == 1
+    if status == 401:  # the token itself still works (checked once): only that message is refused
+        assert len(fake.requests_to("GET", "/users/@me")) >= 1 and not adapter._messenger.token_rejected
     else:  # a 403 on one message does not block the others
         assert other is not None and other != ref
+
+
+async def test_a_401_on_one_channel_refuses_that_channel_only(fake: FakeDiscord) -> None:
+    adapter = DiscordAdapter(settings(fake), texts=TEXTS)
+    rec = Recorder(adapter)
+    async with running(adapter, rec):
+        await fake.send_message("go", mention_bot=True)
+        origin = (await rec.next_intent()).origin
+        fake.fail_next(
+            "POST", f"/channels/{origin.chat_id}/messages", 401, {"message": "no", "code": 0}, times=1
+        )
+        with pytest.raises(PlatformError) as caught:
+            await adapter.send(origin, _notice("a"), key="k1")
+        assert caught.value.status == 401 and adapter.connected and not adapter._messenger.token_rejected
+        # That channel is left alone for a while; another channel is not blocked by its refusal.
+        with pytest.raises(PlatformError):
+            await adapter.send(origin, _notice("again"), key="k1b")
+        elsewhere = replace(origin, chat_id=fake.other_channel_id, message_id="")
+        assert await adapter.send(elsewhere, _notice("b"), key="k2")
+    assert len(fake.requests_to("POST", f"/channels/{origin.chat_id}/messages")) == 1
+
+
+async def test_a_rejected_token_mid_run_is_fatal_and_loud(
+    fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = DiscordAdapter(settings(fake), texts=TEXTS)
+    rec = Recorder(adapter)
+    async with running(adapter, rec):
+        await fake.send_message("go", mention_bot=True)
+        origin = (await rec.next_intent()).origin
+        assert adapter.connected
+        fake.token = "rotated-by-the-operator"  # every call with the old token is 401 now
+        with pytest.raises(PlatformError) as caught:
+            await adapter.send(origin, _notice("a"), key="k1")
+        assert caught.value.status == 401
+        assert not adapter.connected  # /healthz turns 503 through the adapter
+        with pytest.raises(PlatformError):  # and nothing more is tried
+            await adapter.send(origin, _notice("b"), key="k2")
+    assert any("rejects the bot token" in r.getMessage() for r in caplog.records)
+    assert "fake-bot-token" not in caplog.text
 
 
 async def test_the_allowlist_ignores_messages_and_politely_refuses_commands(fake: FakeDiscord) -> None:
@@ -236,3 +277,20 @@ async def test_close_during_start_up_ends_run_quietly(fake: FakeDiscord) -> None
     async with asyncio.timeout(5):
         assert await task is None
     assert not adapter.connected and fake.identifies == []
+
+
+async def test_a_send_repeated_after_its_memory_is_lost_posts_once(fake: FakeDiscord) -> None:
+    """A restart forgets which keys were sent; the key's enforced nonce makes Discord answer the
+    repeat with the first message, so a final retried from the outbox never shows twice."""
+    adapter = DiscordAdapter(settings(fake), texts=TEXTS)
+    rec = Recorder(adapter)
+    async with running(adapter, rec):
+        await fake.send_message("go", mention_bot=True)
+        origin = (await rec.next_intent()).origin
+        first = await adapter.send(origin, _notice("✅ Done", kind=NoticeKind.SUCCESS), key="job1:final")
+        adapter._messenger._keys.clear()  # what a restart forgets
+        again = await adapter.send(origin, _notice("✅ Done", kind=NoticeKind.SUCCESS), key="job1:final")
+        other = await adapter.send(origin, _notice("✅ Done", kind=NoticeKind.SUCCESS), key="job2:final")
+    assert again == first and other != first
+    titles = [m["embeds"][0]["title"] for m in fake.channel_messages(origin.chat_id) if m["embeds"]]
+    assert titles.count("✅ Done") == 2

@@ -8,6 +8,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -76,10 +77,13 @@ def _assert_success_message(rig: Rig, message: dict, job: Job, *, other: str) ->
     card = embed(message)
     assert card["title"] == TEXTS("success.title", "en") and card["url"] == job.result_url
     assert job.task_id in job.cover_url and card["image"]["url"] == job.cover_url  # IMA's cover
-    assert custom_ids(message) == [f"imabot:retry:{job.id}", f"imabot:other_model:{job.id}"]
-    link, retry, switch = buttons(message)
+    # issue 14: Continue ▶ and the one-tap variations come with every result.
+    assert custom_ids(message) == [
+        f"imabot:{a}:{job.id}" for a in ("continue", "retry", "other_model", "vary_ar", "vary_len")
+    ]
+    link, _continue, retry, switch, *_variations = buttons(message)
     assert (link["style"], link["url"]) == (5, job.result_url)
-    assert retry["label"] == TEXTS("button.retry", "en")
+    assert retry["label"] == TEXTS("shots.button.again", "en")
     assert switch["label"] == TEXTS("button.other_model", "en", model=other)
 
 
@@ -384,3 +388,51 @@ async def test_a_deleted_progress_message_is_replaced_not_retried(rig: Rig) -> N
     assert replacement["id"] != progress["id"]
     final = rig.message(job.result_ref)
     _assert_success_message(rig, final, job, other=PRO)
+
+
+# -- 5. replies: a quoted photo is the input; a reply to a result is a follow-up (issue 15) -------------
+
+
+async def test_a_reply_to_a_photo_that_pings_the_bots_role_animates_that_photo(rig: Rig) -> None:
+    fake, emu = rig.fake, rig.emulator
+    async with rig.app() as app:
+        photo = fake.add_cdn_file("image0", PNG, content_type=None)  # a phone paste: no type, no extension
+        posted = await fake.send_message("look at my cat", user_id=fake.other_user_id, attachments=[photo])
+        ask = await fake.send_message(
+            "animate this, slow zoom in", mention_role=True, reply_to=posted["id"], ping=False
+        )
+        (job,) = await rig.jobs(app)
+
+    assert job.origin.message_id == ask["id"] and job.spec.prompt == "animate this, slow zoom in"
+    assert [a.role for a in job.spec.attachments] == ["first"]
+    task = _only_task(emu)
+    assert task.task_type == TaskType.IMAGE_TO_VIDEO.value
+    assert [_uploaded(emu, u) for u in task.params["input_images"]] == [PNG]  # the quoted bytes reached IMA
+    _, final = rig.bot_messages(fake.channel_id)
+    assert mentions(final) == [fake.user_id] and job.result_url in final["content"].splitlines()
+    assert final["message_reference"]["message_id"] == ask["id"]
+
+
+async def test_a_reply_to_a_result_is_a_follow_up_and_thanks_is_nothing(rig: Rig) -> None:
+    fake, emu = rig.fake, rig.emulator
+    async with rig.app() as app:
+        await fake.send_message("a red kite over green hills, 16:9, 5s", mention_bot=True)
+        (first,) = await rig.jobs(app)
+        _, final = rig.bot_messages(fake.channel_id)
+        await fake.send_message("thanks! love it", reply_to=final["id"])  # a ping-on reply
+        await fake.send_message("same again but 1:1 and 10s", reply_to=final["id"])
+        first, second = await rig.jobs(app, count=2)
+
+    assert second.retry_of == first.id
+    assert replace(second.spec, notes=()) == replace(first.spec, aspect_ratio="1:1", duration=10, notes=())
+    task = emu.tasks[second.task_id]
+    assert task.params["aspect_ratio"] == "1:1" and task.prompt == emu.tasks[first.task_id].prompt
+    assert len(emu.tasks) == 2  # the thank-you made no job
+    pre = _posted(rig, second.id)[0]
+    said = TEXTS(
+        "platforms.followup.changed",
+        "en",
+        job_id=first.id,
+        changes="duration 5s → 10s, aspect ratio 16:9 → 1:1",
+    )
+    assert "ℹ️ " + said in pre["description"].replace("\\", "").splitlines()

@@ -160,3 +160,95 @@ async def test_every_discord_text_exists_and_none_is_left_unused() -> None:
     defined = {f"discord.{k}" for k in TEXTS.section("discord", "en")}
     assert used - defined == set()  # every key the adapter names exists (both locales: test_texts)
     assert defined - used == set()  # and the locale files carry nothing the adapter never shows
+
+
+# -- user words in embeds, long links (issue 15) -------------------------------------------------------
+
+
+def _prompt_notice(prompt: str) -> Notice:
+    lines = ("Understood: text → video · 5s", f"Prompt: {prompt}", "Estimated time: 1–2 min", "Credits: 25")
+    return Notice(NoticeKind.PRENOTICE, "🎬 Got it!", lines, job_id="j1")
+
+
+def test_a_markdown_link_in_a_prompt_is_not_a_link_in_the_embed() -> None:
+    r = render_notice(_prompt_notice("[Download your video](https://evil.example) now"), TEXTS)
+    assert r.embed is not None and r.embed.description is not None
+    assert "\\[Download your video\\](https://evil.example)" in r.embed.description
+    assert "[Download" not in r.embed.description.replace("\\[", "")
+
+
+def test_an_unclosed_code_fence_cannot_swallow_the_lines_after_it() -> None:
+    r = render_notice(_prompt_notice("```python a snake"), TEXTS)
+    description = r.embed.description  # type: ignore[union-attr]
+    assert "\\`\\`\\`python a snake" in description and "```" not in description.replace("\\`", "")
+    assert description.endswith("Estimated time: 1–2 min\nCredits: 25")
+    odd = render_notice(_prompt_notice("a `tick"), TEXTS).embed.description  # type: ignore[union-attr]
+    assert "a \\`tick" in odd
+
+
+def test_our_own_inline_code_headings_quotes_and_spoilers() -> None:
+    ours = Notice(NoticeKind.INFO, "Jobs", ("succeeded · Fast · a cat · `j_1`",))
+    assert render_notice(ours, TEXTS).embed.description == "succeeded · Fast · a cat · `j_1`"  # type: ignore[union-attr]
+    tricky = render_notice(_prompt_notice("x\n# HUGE\n> quoted ||hidden|| back\\slash"), TEXTS)
+    d = tricky.embed.description  # type: ignore[union-attr]
+    assert "\n\\# HUGE\n\\> quoted \\|\\|hidden\\|\\| back\\\\slash" in d
+    titled = render_notice(Notice(NoticeKind.ERROR, "[x](https://evil.example) is not an image"), TEXTS)
+    assert titled.embed.title == "\\[x\\](https://evil.example) is not an image"  # type: ignore[union-attr]
+
+
+def test_a_link_button_over_512_characters_is_left_out_and_the_link_stays_in_the_content() -> None:
+    long = "https://cdn.example.com/v/" + "a" * 500 + ".mp4?sig=" + "b" * 40
+    ok = "https://cdn.example.com/v/" + "c" * 486  # exactly 512
+    assert len(ok) == 512
+    buttons = (
+        Button("Open", url=long, style=ButtonStyle.LINK),
+        Button("Docs", url=ok, style=ButtonStyle.LINK),
+        Button("Retry", Action.RETRY, "j1"),
+    )
+    notice = Notice(
+        NoticeKind.SUCCESS, "✅", buttons=buttons, video_url=long, job_id="j1", mention_user_id=USER
+    )
+    r = render_notice(notice, TEXTS)
+    assert [b.get("url") for b in _buttons(r)] == [ok, None]
+    assert r.content == f"<@{USER}>\n{long}"
+    uploaded = render_notice(notice, TEXTS, upload=True)
+    assert uploaded.content == f"<@{USER}>\n{long}"  # the mp4 is attached, the link still reachable
+    short = Notice(NoticeKind.SUCCESS, "✅", video_url=URL, buttons=(Button("Open", url=URL),))
+    assert render_notice(short, TEXTS, upload=True).content == ""
+    other = Notice(NoticeKind.INFO, "links", buttons=(Button("Docs", url=long),))
+    assert render_notice(other, TEXTS).content == long and render_notice(other, TEXTS).view is None
+
+
+def test_the_link_limit_is_exactly_512_and_the_footer_is_cut_at_2048() -> None:
+    over = "https://cdn.example.com/" + "d" * 489  # 513 characters
+    assert len(over) == 513
+    r = render_notice(Notice(NoticeKind.INFO, "x", buttons=(Button("Docs", url=over),)), TEXTS)
+    assert r.view is None and r.content == over
+    long_id = "j" * 3000
+    footer = render_notice(Notice(NoticeKind.INFO, "x", job_id=long_id), TEXTS).embed.footer.text  # type: ignore[union-attr]
+    assert footer is not None and len(footer) == 2048 and footer.endswith("…")
+
+
+def test_send_kwargs_carry_only_the_parts_there_are_and_colors_follow_the_outcome() -> None:
+    success = render_notice(Notice(NoticeKind.SUCCESS, "✅", video_url=URL, mention_user_id=USER), TEXTS)
+    kwargs = success.send_kwargs()
+    assert (
+        kwargs["content"] == f"<@{USER}>\n{URL}" and kwargs["embed"] is success.embed and "view" not in kwargs
+    )
+    plain = render_text("ok").send_kwargs()
+    assert plain["content"] == "ok" and "embed" not in plain and "view" not in plain
+    assert "content" not in render_notice(_progress(5), TEXTS).send_kwargs()
+    colors = {k: render_notice(Notice(k, "t"), TEXTS).embed.color.value for k in NoticeKind}  # type: ignore[union-attr]
+    assert colors[NoticeKind.SUCCESS] == 0x57F287 and colors[NoticeKind.FAILURE] == 0xED4245  # green, red
+    assert colors[NoticeKind.PRENOTICE] == colors[NoticeKind.PROGRESS] == colors[NoticeKind.INFO] == 0x5865F2
+    assert colors[NoticeKind.CANCELLED] == 0x99AAB5 and colors[NoticeKind.ERROR] == 0xFEE75C  # grey, yellow
+
+
+def test_a_closed_code_fence_pair_and_a_long_label_are_defused() -> None:
+    r = render_notice(_prompt_notice("```rm -rf```"), TEXTS)
+    assert "Prompt: \\`\\`\\`rm -rf\\`\\`\\`" in r.embed.description  # type: ignore[union-attr, operator]
+    label = "L" * 81
+    buttons = _buttons(
+        render_notice(Notice(NoticeKind.INFO, "x", buttons=(Button(label, Action.RETRY, "j1"),)), TEXTS)
+    )
+    assert buttons[0]["label"] == "L" * 79 + "…"

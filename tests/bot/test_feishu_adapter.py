@@ -307,3 +307,83 @@ async def test_webhook_route_is_closed_when_the_long_connection_is_used(fake: Fa
 
         response = await bench.adapter.handle_webhook(make_mocked_request("POST", "/feishu/events"))
     assert response.status == 404
+
+
+# ---- legacy payloads and the request-size limit (issue 15) ----------------------------------------------
+
+V1_MESSAGE = {
+    "uuid": "41b5f371157e3d5341b38b20396e77a3",
+    "ts": "1700000000.123",
+    "type": "event_callback",
+    "event": {
+        "type": "message",
+        "app_id": "cli_test",
+        "open_chat_id": "oc_p2p0001",
+        "chat_type": "private",
+        "msg_type": "text",
+        "open_id": "ou_user0001",
+        "open_message_id": "om_v1_0001",
+        "text": "a cat surfing",
+        "text_without_at_bot": "a cat surfing",
+    },
+}
+OLD_CARD = {
+    "open_id": "ou_user0001",
+    "user_id": "u_user0001",
+    "open_message_id": "om_card0001",
+    "open_chat_id": "oc_group0001",
+    "tenant_key": "tk_test",
+    "action": {"value": {"action": "retry", "job_id": "job1"}, "tag": "button"},
+}
+
+
+def _legacy_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "imabot does not read" in r.getMessage()]
+
+
+async def test_legacy_webhook_payloads_get_one_warning_per_kind_and_no_401(
+    fake: FakeFeishu, caplog: pytest.LogCaptureFixture
+) -> None:
+    standin = StandIn()
+    async with running(fake, standin, transport="webhook") as bench:
+        assert bench.poster is not None
+        # The old callback's `token` is a per-click update token, not the verification token.
+        cards = [
+            await bench.poster.post(OLD_CARD, token="c-295ee57216a5dc9de90f", encrypted=False, sign=False)
+            for _ in range(2)
+        ]
+        events = [await bench.poster.post(V1_MESSAGE) for _ in range(2)]
+        barrier = await bench.poster.post(text_event("genuine", chat_type="p2p"))
+        await standin.wait_intents(1)
+    assert [(r.status, r.body) for r in cards] == [(200, {}), (200, {})]
+    assert [r.status for r in events] == [200, 200] and barrier.status == 200
+    assert [i.text for i in standin.intents] == ["genuine"]
+    event_note, card_note = sorted(_legacy_warnings(caplog), key=lambda m: "card" in m)
+    assert "card.action.trigger" in card_note and "Callback Configuration" in card_note
+    assert "im.message.receive_v1" in event_note and "Event Configuration" in event_note
+
+
+async def test_a_legacy_event_over_the_long_connection_is_acked_and_named_once(
+    fake: FakeFeishu, caplog: pytest.LogCaptureFixture
+) -> None:
+    standin = StandIn()
+    async with running(fake, standin):
+        acks = [await fake.push_event(V1_MESSAGE), await fake.push_event(V1_MESSAGE)]
+        await fake.push_event(text_event("genuine", chat_type="p2p"))
+        await standin.wait_intents(1)
+    assert [a.code for a in acks] == [200, 200]
+    (note,) = _legacy_warnings(caplog)
+    assert "schema 1.0" in note and "im.message.receive_v1" in note
+
+
+async def test_a_huge_answer_still_reaches_the_user_under_the_request_limit(fake: FakeFeishu) -> None:
+    value = 'x"\\' * 14_000  # 42,000 characters that the double escaping makes bigger still
+    notice = Notice(NoticeKind.INFO, f"Saved: {value}", (f"style={value}",), locale="en")
+    standin = StandIn(answer=notice)
+    async with running(fake, standin):
+        await fake.push_event(text_event("/settings style=...", chat_type="p2p"))
+        await standin.wait_intents(1)
+        await fake.wait_until(lambda: bool(fake.bot_messages("interactive")))
+    (card,) = fake.bot_messages("interactive")
+    (call,) = [c for c in fake.calls_to("POST", "/reply$")]
+    assert call.status == 200 and card.card["header"]["title"]["content"].startswith("Saved: x")

@@ -183,17 +183,20 @@ async def test_a_long_key_becomes_a_stable_short_uuid(fake: FakeFeishu) -> None:
     assert uuid_a == uuid_b and len(uuid_a) <= 50 and first == second
 
 
-async def test_a_refused_final_patch_posts_the_result_as_a_new_card(fake: FakeFeishu) -> None:
+async def test_a_refused_final_patch_raises_and_leaves_the_fallback_to_the_pipeline(fake: FakeFeishu) -> None:
+    """The adapter never posts a final by itself when its patch is refused: the pipeline records that it
+    will post, then posts with the job's final key (test_delivery_outbox), so a retry cannot show two."""
     async with running(fake, retry_attempts=1) as bench:
         a, origin = bench.adapter, user_origin(fake)
         ref = await a.send(origin, Notice(NoticeKind.PRENOTICE, "Queued", job_id="j1"), key="j1:pre")
         fake.rate_limit_next("PATCH", times=5, reset="0")
-        with pytest.raises(PlatformError):
-            await a.edit(origin, ref, progress(50))  # progress may be refused: the next one comes anyway
-        fake.rate_limit_next("PATCH", times=5, reset="0")
-        shown = await a.edit(origin, ref, final())
+        with pytest.raises(PlatformError) as caught:
+            await a.edit(origin, ref, final())
+        assert caught.value.status == 429 and not isinstance(caught.value, MessageGone)
+        shown = await a.send(origin, final(), key="j1:final")
     assert shown != ref and fake.messages[shown].card["header"]["template"] == "green"
-    assert fake.messages[shown].uuid == "j1:final"  # the pipeline's own final send would be the same message
+    assert fake.messages[shown].uuid == "j1:final"
+    assert fake.messages[ref].card["header"]["template"] != "green"  # one card shows the result
     assert fake.bot_messages("text") == []  # a new reply notifies by itself
 
 

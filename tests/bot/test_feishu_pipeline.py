@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -276,7 +277,7 @@ async def test_a_burst_of_progress_stays_under_the_five_per_second_cap(rig: Feis
     event = text_event("a hummingbird in slow motion", mention_bot=BOT_OPEN_ID)
     # Every poll has a new percent and the runner wants each one shown at once (virtual time).
     fake.rate_limit_next("PATCH", r"^/open-apis/im/v1/messages/om_bot\d+$", reset="0.05")
-    async with rig.app(jobs={"poll_interval": 5, "progress_interval_fast": 0}) as app:
+    async with rig.app(jobs={"poll_interval": 5, "progress_interval_fast": 0.001}) as app:
         await fake.push_event(event)
         (job,) = await rig.jobs(app)
 
@@ -297,10 +298,11 @@ async def test_a_230020_on_the_final_patch_is_backed_off_and_the_card_ends_right
     fake, clock = rig.fake, rig.clock
     rig.emulator.faults.add("task_seconds", seconds=5)  # the poll after the first one finds the video
     event = text_event("a glass of water tipping over", mention_bot=BOT_OPEN_ID)
-    async with rig.app() as app:
+    # One progress edit only, so the next patch after it is the final (the first poll may come after 30 s).
+    async with rig.app(jobs={"progress_interval_fast": 600}) as app:
         clock.hold()
         await fake.push_event(event)
-        await clock.wait_parked()  # the job showed its first progress and waits for the next poll
+        await clock.wait_parked()  # the job showed its first progress and waits for the first poll
         (card,) = fake.bot_messages("interactive")
         frequency = {"code": 230020, "msg": "This message has reached its update frequency limit."}
         fake.fail_next("PATCH", f"/messages/{card.message_id}$", status=400, body=frequency)
@@ -378,3 +380,54 @@ async def test_the_other_model_button_runs_a_new_job(rig: FeishuRig, transport: 
     assert title(rig.sent_card(new_card.message_id)) == TEXTS("prenotice.title", "en", model=PRO)
     assert_final_card(rig, old_card, first, other=PRO)
     assert_final_card(rig, new_card, again, other=FAST)
+
+
+# -- replies: a quoted photo is the input; a reply to a result card is a follow-up (issue 15) ------------
+
+
+async def test_a_mention_replying_to_a_photo_animates_that_photo(rig: FeishuRig) -> None:
+    fake, emu = rig.fake, rig.emulator
+    photo = fake.register(
+        image_event("img_v3_dog", chat_type="group", chat_id=GROUP, sender="ou_friend01"),
+        images={"img_v3_dog": JPEG},
+    )
+    ask = text_event("让它动起来，微风吹过", mention_bot=BOT_OPEN_ID, parent_id=message_id(photo))
+    async with rig.app() as app:
+        await fake.push_event(ask)
+        (job,) = await rig.jobs(app)
+
+    parent = message_id(photo)
+    assert job.spec.prompt == "让它动起来，微风吹过" and [a.role for a in job.spec.attachments] == ["first"]
+    assert [a.handle for a in job.spec.attachments] == [f"{parent}/img_v3_dog"]
+    task = only_task(emu)
+    assert task.task_type == TaskType.IMAGE_TO_VIDEO.value
+    assert [uploaded(emu, u) for u in job.input_urls] == [JPEG]  # the quoted bytes reached IMA
+    assert [c.path for c in fake.calls_to("GET", f"/messages/{parent}$")] == [
+        f"/open-apis/im/v1/messages/{parent}"
+    ]
+    (card, ping) = rig.replies_to(message_id(ask))
+    assert job.state is JobState.SUCCEEDED and card.message_id == job.result_ref
+    assert job.result_url in "\n".join(texts(card.card)) and ping.msg_type == "text"
+
+
+async def test_a_reply_to_the_result_card_is_a_follow_up_and_thanks_is_nothing(rig: FeishuRig) -> None:
+    fake, emu = rig.fake, rig.emulator
+    first_ask = text_event("a red kite over green hills, 16:9, 5s", chat_type="p2p", chat_id=P2P)
+    async with rig.app() as app:
+        await fake.push_event(first_ask)
+        (first,) = await rig.jobs(app)
+        card = first.result_ref
+        assert card == first.notice_ref  # Feishu shows the whole job on one card
+        await fake.push_event(text_event("太棒了", chat_type="p2p", chat_id=P2P, parent_id=card))
+        follow = text_event("竖屏版，10 秒的", chat_type="p2p", chat_id=P2P, parent_id=card)
+        await fake.push_event(follow)
+        first, second = await rig.jobs(app, count=2)
+
+    assert second.retry_of == first.id and second.locale == "zh"
+    assert replace(second.spec, notes=()) == replace(first.spec, aspect_ratio="9:16", duration=10, notes=())
+    assert len(emu.tasks) == 2 and emu.tasks[second.task_id].params["aspect_ratio"] == "9:16"
+    (new_card, _) = rig.replies_to(message_id(follow))
+    said = TEXTS(
+        "platforms.followup.changed", "zh", job_id=first.id, changes="时长 5秒 → 10秒，画幅 16:9 → 9:16"
+    )
+    assert "ℹ️ " + said in "\n".join(texts(rig.sent_card(new_card.message_id))).splitlines()

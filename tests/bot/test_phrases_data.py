@@ -98,9 +98,13 @@ def test_each_phrase_alone_parses_to_its_own_value(raw: dict) -> None:
                 continue
             for ph in entry.get("phrases", []):
                 got = parse(str(ph))
-                value = {"model": (got.model_id and got.model_id.value) or ("default" if got.model_id is None else None),
-                         "duration": got.duration, "aspect_ratio": got.aspect_ratio,
-                         "resolution": got.resolution}[field]  # fmt: skip
+                value = {
+                    "model": (got.model_id and got.model_id.value)
+                    or ("default" if got.model_id is None else None),
+                    "duration": got.duration,
+                    "aspect_ratio": got.aspect_ratio,
+                    "resolution": got.resolution,
+                }[field]
                 if field == "model" and entry["value"] != "default" and got.model_id is None:
                     value = None
                 if value != entry["value"] or got.prompt:
@@ -147,3 +151,27 @@ def test_every_note_the_code_emits_is_declared(raw: dict) -> None:
     assert emitted, "no note keys found in the parser"
     assert emitted - set(raw["notes"]) == set()
     assert set(raw["notes"]) - emitted == set(), "declared notes nobody emits"
+
+
+def test_the_typo_list_is_checked_and_optional(raw: dict) -> None:
+    from bot.parsing.parser import parse_with
+
+    broken = copy.deepcopy(raw)
+    broken["typos"] = {"cutoff": 40, "min_length": 2, "words": ["landscape", "not a phrase", "横屏"]}
+    _, problems = build(broken)
+    text = "\n".join(problems)
+    for expected in (
+        "typos.cutoff",
+        "typos.min_length",
+        "'not a phrase' is not a one-word latin phrase",
+        "'横屏' is not a one-word latin phrase",
+    ):
+        assert expected in text, f"{expected!r} not reported in:\n{text}"
+    assert "'landscape'" not in text
+    broken["typos"] = ["landscape"]
+    assert "typos: must be a mapping" in build(broken)[1]
+    del broken["typos"]
+    tables, problems = build(broken)
+    assert problems == [] and tables is not None and tables.typos == {}
+    r = parse_with(tables, "a cat, landscpae")  # no slips are guessed without the list
+    assert (r.aspect_ratio, r.prompt) == (None, "a cat, landscpae")

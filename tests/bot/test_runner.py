@@ -200,10 +200,77 @@ async def test_daily_budget_refuses_a_job_that_would_pass_it_and_counts_only_suc
         assert len(p.emulator.tasks) == 2  # the refused job never reached IMA
 
 
-def test_sniffed_image_types() -> None:
-    from bot.jobs.execute import sniff_image_type
+async def test_cancel_while_the_prenotice_is_on_its_way_ends_the_job(tmp_path: Path) -> None:
+    """The run task is cancelled while it still waits for the admission (pre-notice) to finish: the job
+    must still end CANCELLED with a final, never stay QUEUED."""
+    async with pipeline(tmp_path) as p:
+        job = await p.submit(p.job("cancelled at once"))
+        # No await between submit and cancel's first step: the dispatch loop hands the job its run
+        # task while the pre-notice is still being prepared.
+        cancelled = await p.runner.cancel(job.id)
+        assert cancelled is not None
+        done = await p.wait_finished(job.id)
+        assert done.state is JobState.CANCELLED
+        assert [r["kind"] for r in p.records(job.id) if r["op"] == "send"][-1] == "cancelled"
+        assert len(p.emulator.tasks) == 0
+        assert await p.store.credits_committed(job.user_key, since=0) == 0
 
-    assert sniff_image_type(b"\xff\xd8\xff\xe0rest") == "image/jpeg"
-    assert sniff_image_type((Path(__file__).parent.parent / "data" / "tiny.png").read_bytes()) == "image/png"
-    assert sniff_image_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
-    assert sniff_image_type(b"GIF89a") == "image/gif"
+
+async def test_a_queued_job_whose_prenotice_was_shown_runs_after_a_restart(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    async with Emulator(clock=clock) as emulator:
+        async with pipeline(tmp_path, clock=clock, emulator=emulator, global_limit=1, per_user_limit=1) as p:
+            p.emulator.faults.add("task_seconds", seconds=300)
+            first = await p.submit(p.job("first"))
+            second = await p.submit(p.job("second"))
+            await p.wait_for(lambda: _state(p, first.id, JobState.RUNNING))
+            queued = await p.wait_for(lambda: _with_notice(p, second.id))
+            assert queued.state is JobState.QUEUED
+            await p.runner.close()
+        async with pipeline(tmp_path, emulator=emulator, clock=clock) as p2:
+            done = await p2.wait_finished(second.id, within=30)
+            assert done.state is JobState.SUCCEEDED
+            edits = [r for r in p2.records(second.id) if r["op"] == "edit"]
+            assert edits and {r["ref"] for r in edits} == {queued.notice_ref}
+
+
+async def _with_notice(p, job_id: str):  # type: ignore[no-untyped-def]
+    job = await p.store.get_job(job_id)
+    return job if job is not None and job.notice_ref else None
+
+
+async def test_cancel_during_a_create_on_the_wire_waits_for_its_answer(tmp_path: Path) -> None:
+    async with pipeline(tmp_path) as p:
+        p.emulator.faults.add("create_delay", seconds=0.5)
+        job = await p.submit(p.job("slow to create"))
+        await p.wait_for(lambda: _state(p, job.id, JobState.CREATING))
+        await p.runner.cancel(job.id)
+        done = await p.wait_finished(job.id)
+        # Not interrupted: the task IMA created is known, and the user is told it may still finish.
+        assert done.state is JobState.CANCELLED and done.task_id in p.emulator.tasks
+        out = "".join(p.console._out.text)
+        assert "IMA may still finish the task it already started" in out
+
+
+async def test_shutdown_gives_a_create_on_the_wire_time_to_come_back(tmp_path: Path) -> None:
+    async with pipeline(tmp_path) as p:
+        p.emulator.faults.add("create_delay", seconds=0.5)
+        job = await p.submit(p.job("created during shutdown"))
+        await p.wait_for(lambda: _state(p, job.id, JobState.CREATING))
+        await p.runner.close()
+        stored = await p.store.get_job(job.id)
+        # Stored with its task (a restart watches it), not CREATING (a restart would call it uncertain).
+        assert stored.state is JobState.RUNNING and stored.task_id in p.emulator.tasks
+
+
+async def test_a_budget_refused_job_leaves_the_queue_at_once(tmp_path: Path) -> None:
+    settings = replace(RunnerSettings(), daily_credit_budget=20)
+    async with pipeline(tmp_path, settings=settings, global_limit=1, per_user_limit=1) as p:
+        p.emulator.faults.add("media_never")
+        first = await p.submit(p.job("first", duration=5, resolution="720P"))
+        await p.wait_for(lambda: _state(p, first.id, JobState.RUNNING))
+        refused = await p.submit(p.job("second", duration=5, resolution="720P"))
+        done = await p.wait_finished(refused.id)
+        assert done.state is JobState.FAILED and done.error_key == "budget_exceeded"
+        assert p.runner.scheduler.queued_count == 0 and p.runner.scheduler.running_count == 1
+        assert await p.store.credits_committed(first.user_key, since=0) == 15  # only the running job

@@ -14,7 +14,7 @@ from .procs import ROOT
 pytestmark = pytest.mark.slow
 
 
-async def _sandbox(*lines: str, speed: float = 60.0) -> tuple[int, str, str]:
+async def _sandbox(state: Path, *lines: str, speed: float = 60.0) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -23,6 +23,8 @@ async def _sandbox(*lines: str, speed: float = 60.0) -> tuple[int, str, str]:
         "--sandbox",
         "--speed",
         str(speed),
+        "--state-dir",
+        str(state),  # never the checkout's own .imabot/
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -33,8 +35,8 @@ async def _sandbox(*lines: str, speed: float = 60.0) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(), err.decode()
 
 
-async def test_sandbox_chinese_request_shows_prenotice_progress_and_video() -> None:
-    code, out, err = await _sandbox("/video 竖屏 10秒 一只小狗在草地上奔跑")
+async def test_sandbox_chinese_request_shows_prenotice_progress_and_video(tmp_path: Path) -> None:
+    code, out, err = await _sandbox(tmp_path, "/video 竖屏 10秒 一只小狗在草地上奔跑")
     assert code == 0, err
     assert "Ima Sevio 1.0-Fast" in out  # the Sevio name, never a raw model id
     assert "ima-pro" not in out
@@ -50,7 +52,9 @@ async def test_sandbox_with_a_local_image_and_bad_input(tmp_path: Path) -> None:
     img.write_bytes(png)
     not_image = tmp_path / "notes.png"
     not_image.write_text("this is not a picture", encoding="utf-8")
-    code, out, err = await _sandbox(f"{img} make the grass sway, pro", "", "/video", f"{not_image} a test")
+    code, out, err = await _sandbox(
+        tmp_path / "state", f"{img} make the grass sway, pro", "", "/video", f"{not_image} a test"
+    )
     assert code == 0, err
     assert "Ima Sevio 1.0" in out and "image → video" in out
     assert "Your video is ready" in out

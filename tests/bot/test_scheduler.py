@@ -248,3 +248,45 @@ def test_budget_day_starts_at_local_midnight() -> None:
     now = datetime(2025, 3, 1, 20, 30, tzinfo=UTC).timestamp()  # 04:30 on 2 March in UTC+8
     assert budget_day_start(now) == datetime(2025, 3, 1, tzinfo=UTC).timestamp()
     assert budget_day_start(now, utc_offset_hours=8) == datetime(2025, 3, 1, 16, tzinfo=UTC).timestamp()
+
+
+async def test_a_user_who_comes_back_lines_up_ahead_of_users_served_since() -> None:
+    s = Scheduler(global_limit=1, per_user_limit=1)
+    for job, user in (("a1", "A"), ("b1", "B"), ("b2", "B"), ("c1", "C"), ("c2", "C")):
+        s.submit(job, user)
+    for expected in ("a1", "b1", "c1"):
+        assert s.try_acquire() == expected
+        s.release(expected)
+    # A was served before B and C last were: its new job goes first, not behind their backlog.
+    assert s.submit("a2", "A") == 0  # the slot is free: it starts at once
+    assert s.positions() == {"a2": 1, "b2": 2, "c2": 3}
+    assert [s.try_acquire(), s.release("a2"), s.try_acquire()] == ["a2", None, "b2"]
+    # A newcomer (never served) also lines up ahead of users served before.
+    s.release("b2")
+    s.submit("d1", "D")
+    assert s.positions() == {"d1": 1, "c2": 2}
+
+
+async def test_try_acquire_never_jumps_ahead_of_a_waiting_acquire() -> None:
+    s = Scheduler(global_limit=1, per_user_limit=1)
+    s.submit("a1", "A")
+    assert s.try_acquire() == "a1"
+    waiter = asyncio.create_task(s.acquire())
+    await settle()
+    s.submit("b1", "B")  # cannot start yet: a1 holds the only slot
+    assert s.try_acquire() is None and s.waiting_count == 1
+    s.release("a1")  # the slot goes to the caller that waited, not to the next try_acquire
+    assert s.try_acquire() is None
+    assert await asyncio.wait_for(waiter, 1) == "b1"
+
+
+async def test_a_waiter_cancelled_in_the_same_tick_is_skipped_not_handed_a_job() -> None:
+    s = Scheduler(global_limit=1, per_user_limit=1)
+    waiter = asyncio.create_task(s.acquire())
+    await settle()
+    waiter.cancel()  # its future is cancelled now; its task only notices on its next turn
+    s.submit("a1", "A")  # in the same tick: the job must not go to the cancelled waiter
+    assert s.waiting_count == 0 and s.try_acquire() == "a1"
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert (s.running_count, s.queued_count) == (1, 0)

@@ -544,3 +544,69 @@ async def test_a_stored_model_this_release_does_not_know_is_skipped(store: JobSt
     assert await store.get_prefs("discord:u1") == UserPrefs(
         models={TaskType.IMAGE_TO_VIDEO: ModelId.PRO}, duration=5
     )
+
+
+async def test_a_burst_of_reservations_cannot_pass_the_budget(store: JobStore) -> None:
+    for n in range(6):
+        await store.add_job(make_job(f"b{n}"))
+    results = await asyncio.gather(
+        *(store.reserve_credit(f"b{n}", "discord:u1", 15, limit=50, since=0) for n in range(6))
+    )
+    assert sorted(ok for ok, _ in results) == [False, False, False, True, True, True]
+    assert await store.credits_committed("discord:u1", since=0) == 45
+    assert await store.credits_spent("discord:u1", since=0) == 0  # nothing charged yet
+    # A job that holds a reservation is not reserved again (a resumed admission).
+    ok_again, before = await store.reserve_credit("b0", "discord:u1", 15, limit=50, since=0)
+    assert ok_again and before == 30 and await store.credits_committed("discord:u1", since=0) == 45
+    # No budget: always reserved, still counted.
+    await store.add_job(make_job("free", user="discord:u2"))
+    assert (await store.reserve_credit("free", "discord:u2", 99, limit=0, since=0))[0]
+    assert await store.credits_committed("discord:u2", since=0) == 99
+    with pytest.raises(ValueError):
+        await store.reserve_credit("b5", "discord:u1", -1, limit=0, since=0)
+
+
+async def test_a_reservation_becomes_a_charge_is_resized_or_is_released(store: JobStore) -> None:
+    reserved = []
+    for job_id in ("ok", "cut", "billed", "refunded"):
+        await store.add_job(make_job(job_id))
+        reserved.append(await store.reserve_credit(job_id, "discord:u1", 30, limit=0, since=0))
+        await store.transition(job_id, JobState.PREPARING)
+    assert await store.credits_committed("discord:u1", since=0) == 120
+    # Reflection made "ok" cheaper: the reservation follows the price IMA used, then becomes the charge.
+    await store.transition("ok", JobState.CREATING)
+    await store.transition("ok", JobState.RUNNING, task_id="t1", credit=15)
+    assert await store.credits_committed("discord:u1", since=0) == 105
+    await store.transition("ok", JobState.SUCCEEDED)
+    assert await store.credits_spent("discord:u1", since=0) == 15
+    # Failed before any task existed: released in the same transaction.
+    await store.transition("cut", JobState.FAILED)
+    assert await store.credits_committed("discord:u1", since=0) == 75
+    # Failed after IMA created the task: kept, it may be billed.
+    await store.transition("billed", JobState.CREATING)
+    await store.transition("billed", JobState.RUNNING, task_id="t2", credit=30)
+    await store.transition("billed", JobState.TIMED_OUT)
+    assert await store.credits_committed("discord:u1", since=0) == 75
+    # IMA said the task failed: released explicitly; a charge is never released.
+    assert await store.release_credit("refunded") is True
+    assert await store.release_credit("refunded") is False
+    assert await store.release_credit("ok") is False
+    assert await store.credits_committed("discord:u1", since=0) == 45
+    assert await store.credits_spent("discord:u1", since=0) == 15
+
+
+async def test_a_v3_ledger_keeps_its_rows_as_charges(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "v3.db"
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        assert await migrate(conn, clock, target=3) == 3
+        await conn.execute("INSERT INTO credit_ledger VALUES ('old', 'discord:u1', 40, 5.0)")
+    finally:
+        await conn.close()
+    s = await JobStore.open(path, clock=clock)
+    try:
+        assert await s.credits_spent("discord:u1", since=0) == 40
+        assert await s.credits_committed("discord:u1", since=0) == 40
+        assert await s.release_credit("old") is False
+    finally:
+        await s.close()

@@ -124,6 +124,11 @@ def build_app(fake: FakeDiscord) -> web.Application:
     # messages with the bot token -----------------------------------------------------------------
 
     def new_message(channel_id: str, body: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, Any]:
+        nonce = str(body.get("nonce") or "")
+        if nonce and body.get("enforce_nonce"):  # Discord answers a repeated nonce with the first message
+            seen = fake.nonces.get((channel_id, nonce))
+            if seen in fake.messages:
+                return fake.messages[seen]
         attachments = [store_upload(f) for f in files]
         reference = body.get("message_reference")
         if reference:  # Discord answers with snowflakes as strings whatever the request used
@@ -140,6 +145,8 @@ def build_app(fake: FakeDiscord) -> web.Application:
             reference=reference,
         )
         fake.messages[msg["id"]] = msg
+        if nonce and body.get("enforce_nonce"):
+            fake.nonces[(channel_id, nonce)] = msg["id"]
         return msg
 
     def store_upload(file: dict[str, Any]) -> dict[str, Any]:

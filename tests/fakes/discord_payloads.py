@@ -65,8 +65,29 @@ def dm_channel(channel_id: str, recipient: dict[str, Any]) -> dict[str, Any]:
     return {"id": channel_id, "type": 1, "recipients": [recipient], "last_message_id": None, "flags": 0}
 
 
+def bot_role(role_id: str, bot_id: str, name: str) -> dict[str, Any]:
+    """The role Discord creates for a bot when it joins a guild (managed, tagged with the bot's id)."""
+    return {
+        "id": role_id,
+        "name": name,
+        "permissions": ALL_PERMISSIONS,
+        "position": 1,
+        "color": 0,
+        "hoist": False,
+        "managed": True,
+        "mentionable": True,
+        "flags": 0,
+        "tags": {"bot_id": bot_id},
+    }
+
+
 def guild(
-    guild_id: str, name: str, channels: list[dict[str, Any]], members: list[dict[str, Any]], owner_id: str
+    guild_id: str,
+    name: str,
+    channels: list[dict[str, Any]],
+    members: list[dict[str, Any]],
+    owner_id: str,
+    roles: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     everyone = {
         "id": guild_id,
@@ -106,7 +127,7 @@ def guild(
         "vanity_url_code": None,
         "application_id": None,
         "features": [],
-        "roles": [everyone],
+        "roles": [everyone, *roles],
         "emojis": [],
         "stickers": [],
         "channels": [{k: v for k, v in c.items() if k != "guild_id"} for c in channels],

@@ -94,6 +94,7 @@ class FakeDiscord:
         self._ids = itertools.count(950_000_000_000_000_001)
         self.app_id = self.bot_id = "900000000000000001"
         self.guild_id = "900000000000000010"
+        self.bot_role_id = "900000000000000011"  # the bot's managed role in the guild
         self.channel_id, self.other_channel_id = "900000000000000020", "900000000000000021"
         self.user_id, self.other_user_id = "900000000000000030", "900000000000000031"
         self.users = {
@@ -107,6 +108,7 @@ class FakeDiscord:
         }
         self._dms: dict[str, str] = {}  # user id -> DM channel id
         self.messages: dict[str, dict[str, Any]] = {}
+        self.nonces: dict[tuple[str, str], str] = {}  # (channel, enforced nonce) -> the message it made
         self.uploads: dict[str, bytes] = {}  # attachment id -> bytes the bot uploaded
         self.cdn_files: dict[str, tuple[bytes, str]] = {}
         self.interactions: dict[str, FakeInteraction] = {}
@@ -310,9 +312,11 @@ class FakeDiscord:
         }
         await self.dispatch("READY", ready)
         guild_channels = [c for c in self.channels.values() if c.get("guild_id") == self.guild_id]
-        members = [shapes.member(self.users[self.bot_id])]
+        members = [{**shapes.member(self.users[self.bot_id]), "roles": [self.bot_role_id]}]
+        role = shapes.bot_role(self.bot_role_id, self.bot_id, "imabot")
         await self.dispatch(
-            "GUILD_CREATE", shapes.guild(self.guild_id, "test guild", guild_channels, members, self.user_id)
+            "GUILD_CREATE",
+            shapes.guild(self.guild_id, "test guild", guild_channels, members, self.user_id, roles=[role]),
         )
 
     async def _resume(self, ws: web.WebSocketResponse, d: dict[str, Any]) -> None:
@@ -456,19 +460,45 @@ class FakeDiscord:
         channel_id: str | None = None,
         dm: bool = False,
         mention_bot: bool = False,
+        mention_role: bool = False,
+        reply_to: str | None = None,
+        ping: bool = True,
     ) -> dict[str, Any]:
-        """A user posts a message (a DM, or in a guild channel, optionally @-mentioning the bot)."""
+        """A user posts a message (a DM, or in a guild channel, optionally @-mentioning the bot or, as
+        Discord's mention picker often does, the bot's managed role). With reply_to (a message id) it is a
+        reply (type 19, message_reference + referenced_message); ping mentions the quoted author, which is
+        Discord's default for replies."""
         author = self.users[user_id or self.user_id]
         channel_id = self.dm_channel_id(author["id"]) if dm else (channel_id or self.channel_id)
-        mentions = []
+        mentions: list[dict[str, Any]] = []
         if mention_bot:
             content = f"<@{self.bot_id}> {content}"
             mentions.append({**self.users[self.bot_id], "member": shapes.member(self.users[self.bot_id])})
+        if mention_role:
+            content = f"<@&{self.bot_role_id}> {content}"
+        reference = None
+        if reply_to is not None:
+            quoted = self.messages[reply_to]
+            reference = {"type": 0, "message_id": reply_to, "channel_id": quoted["channel_id"]}
+            if not dm:
+                reference["guild_id"] = self.guild_id
+            if ping and quoted["author"]["id"] not in [m["id"] for m in mentions]:
+                mentions.append(quoted["author"])
         msg = shapes.message(
-            self.next_id(), channel_id, author, content=content, attachments=attachments, mentions=mentions
+            self.next_id(),
+            channel_id,
+            author,
+            content=content,
+            attachments=attachments,
+            mentions=mentions,
+            reference=reference,
         )
+        if mention_role:
+            msg["mention_roles"] = [self.bot_role_id]
         self.messages[msg["id"]] = msg
         event = dict(msg)
+        if reply_to is not None:
+            event["referenced_message"] = self.messages[reply_to]
         if not dm:
             event["guild_id"] = self.guild_id
             event["member"] = {k: v for k, v in shapes.member(author).items() if k != "user"}

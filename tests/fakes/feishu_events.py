@@ -55,8 +55,10 @@ def message_event(
     sender_type: str = "user",
     token: str = "",
     app_id: str = APP_ID,
+    parent_id: str = "",
 ) -> dict[str, Any]:
-    """Returns an im.message.receive_v1 event (schema 2.0) as Feishu pushes it."""
+    """Returns an im.message.receive_v1 event (schema 2.0) as Feishu pushes it; parent_id makes it a
+    reply to that message (Feishu then sets root_id to the thread's first message, here the parent)."""
     now = str(int(time.time() * 1000))
     return {
         "schema": "2.0",
@@ -80,8 +82,8 @@ def message_event(
             },
             "message": {
                 "message_id": message_id or _next("om_"),
-                "root_id": "",
-                "parent_id": "",
+                "root_id": parent_id,
+                "parent_id": parent_id,
                 "create_time": now,
                 "update_time": now,
                 "chat_id": chat_id,

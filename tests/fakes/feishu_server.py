@@ -21,7 +21,9 @@ TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 MAX_IMAGE = 10 * 1024 * 1024
 MAX_FILE = 30 * 1024 * 1024
 MAX_CARD = 30 * 1024
+MESSAGES = "/open-apis/im/v1/messages"
 FOURTEEN_DAYS = 14 * 24 * 3600
+RAW_SIZE = web.RequestKey("raw_size", int)
 FIELDS = web.RequestKey("fields", dict)  # parsed multipart fields, for the upload handlers
 
 
@@ -255,6 +257,11 @@ class FakeFeishu:
                 )
             )
 
+    def clear_faults(self) -> None:
+        """Drops every pending fail_next/rate_limit_next answer (the outage is over)."""
+        with self._lock:
+            self._faults.clear()
+
     def rate_limit_next(
         self,
         method: str = "PATCH",
@@ -335,7 +342,12 @@ class FakeFeishu:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         body = await self._body(request)
-        response = self._fault(request, after=False) or self._auth(request) or await handler(request)
+        response = (
+            self._fault(request, after=False)
+            or self._auth(request)
+            or self._too_big(request)
+            or await handler(request)
+        )
         if response.status < 300:
             response = self._fault(request, after=True) or response
         code = None
@@ -359,6 +371,12 @@ class FakeFeishu:
         self._notify()
         return response
 
+    def _too_big(self, request: web.Request) -> web.Response | None:
+        """Feishu measures the whole request body of a send or PATCH (the card escaped inside it)."""
+        if request.path.startswith(MESSAGES) and request.get(RAW_SIZE, 0) > MAX_CARD:
+            return _err(400, 230025, "The length of the message content reaches its limit.")
+        return None
+
     def _notify(self) -> None:
         with self._lock:
             waiters = list(self._waiters)
@@ -381,6 +399,7 @@ class FakeFeishu:
                 for k, v in fields.items()
             }
         raw = await request.read()
+        request[RAW_SIZE] = len(raw)
         try:
             return json.loads(raw) if raw else None
         except ValueError:
@@ -452,7 +471,11 @@ class FakeFeishu:
             "deleted": m.deleted,
             "updated": bool(m.patches),
             "chat_id": m.chat_id,
-            "sender": {"id": self.app_id, "id_type": "app_id", "sender_type": "app", "tenant_key": "tk_test"},
+            "sender": (
+                {"id": self.app_id, "id_type": "app_id", "sender_type": "app", "tenant_key": "tk_test"}
+                if m.sender == "bot"
+                else {"id": m.sender, "id_type": "open_id", "sender_type": "user", "tenant_key": "tk_test"}
+            ),
             "body": {"content": m.content},
         }
 

@@ -15,9 +15,18 @@ from aiohttp import web
 DATA = Path(__file__).parent / "data"
 API_KEY = "ima_contract_test_key_0123456789"
 TOKEN_PARAMS = {
-    "appUid", "appId", "appKey", "cmimToken", "sign", "timestamp", "nonce", "fService", "fType", "fSuffix",
+    "appUid",
+    "appId",
+    "appKey",
+    "cmimToken",
+    "sign",
+    "timestamp",
+    "nonce",
+    "fService",
+    "fType",
+    "fSuffix",
     "fContentType",
-}  # fmt: skip
+}
 
 
 def load_tree() -> list[Any]:

@@ -14,8 +14,8 @@ from ima.catalog import (
     parse_leaf,
     parse_products,
     select_leaf,
-    select_rule,
 )
+from ima.combos import exact_rule
 from ima.models import CreditRule, Product
 from ima.params import fit_value, resolve, value_score
 from tests.ima.contract_server import load_tree
@@ -37,8 +37,16 @@ def tags(field: str, value: Any, *options: Any) -> dict[str, Any]:
 
 
 def leaf(rules: list[dict[str, Any]], form: list[dict[str, Any]], *, model_id: str = "ima-pro") -> Product:
-    return parse_leaf({"id": f"{model_id}-x", "type": "3", "name": "Leaf", "model_id": model_id,
-                       "credit_rules": rules, "form_config": form})  # fmt: skip
+    return parse_leaf(
+        {
+            "id": f"{model_id}-x",
+            "type": "3",
+            "name": "Leaf",
+            "model_id": model_id,
+            "credit_rules": rules,
+            "form_config": form,
+        }
+    )
 
 
 def products() -> list[Product]:
@@ -89,9 +97,23 @@ def test_tree_walk_keeps_only_allowed_leaves_below_a_type_1_root() -> None:
 
 
 def test_leaf_type_is_compared_as_string_and_groups_are_not_leaves() -> None:
-    tree = [{"id": "g", "type": "2", "model_id": "ima-pro", "children": [
-        {"id": "a", "type": "3", "model_id": "ima-pro", "name": "A", "credit_rules": [rule(1, 1, duration="5")]},
-        {"id": "b", "type": "4", "model_id": "ima-pro", "name": "B"}]}]  # fmt: skip
+    tree = [
+        {
+            "id": "g",
+            "type": "2",
+            "model_id": "ima-pro",
+            "children": [
+                {
+                    "id": "a",
+                    "type": "3",
+                    "model_id": "ima-pro",
+                    "name": "A",
+                    "credit_rules": [rule(1, 1, duration="5")],
+                },
+                {"id": "b", "type": "4", "model_id": "ima-pro", "name": "B"},
+            ],
+        }
+    ]
     assert [p.id for p in parse_products(tree)] == ["a"]
 
 
@@ -110,8 +132,14 @@ def test_missing_model_or_version_is_model_not_found() -> None:
 
 
 def test_unusable_rules_are_skipped() -> None:
-    product = leaf([rule(0, 5, duration="5"), {"attribute_id": 3, "points": 1, "attributes": {}},
-                    rule(9, 5, duration="5")], [])  # fmt: skip
+    product = leaf(
+        [
+            rule(0, 5, duration="5"),
+            {"attribute_id": 3, "points": 1, "attributes": {}},
+            rule(9, 5, duration="5"),
+        ],
+        [],
+    )
     assert [r.attribute_id for r in product.credit_rules] == [9]
 
 
@@ -130,13 +158,24 @@ def test_form_defaults_skip_null_values() -> None:
 
 def virtual_leaf() -> Product:
     virtual = {
-        "field": "mode", "is_ui_virtual": True, "value": "std",
-        "ui_params": [{"field": "quality", "value": "720p", "options": [{"label": "720p", "value": "720p"},
-                                                                         {"label": "1080p", "value": "1080p"}]}],
-        "value_mapping": {"target_param": "mode", "mapping_rules": [
-            {"source_values": {"quality": "720p"}, "target_value": "std"},
-            {"source_values": {"quality": "1080p"}, "target_value": "pro"}]},
-    }  # fmt: skip
+        "field": "mode",
+        "is_ui_virtual": True,
+        "value": "std",
+        "ui_params": [
+            {
+                "field": "quality",
+                "value": "720p",
+                "options": [{"label": "720p", "value": "720p"}, {"label": "1080p", "value": "1080p"}],
+            }
+        ],
+        "value_mapping": {
+            "target_param": "mode",
+            "mapping_rules": [
+                {"source_values": {"quality": "720p"}, "target_value": "std"},
+                {"source_values": {"quality": "1080p"}, "target_value": "pro"},
+            ],
+        },
+    }
     return leaf([rule(1, 10, mode="std"), rule(2, 30, mode="pro")], [virtual, tags("duration", 5, 5, 10)])
 
 
@@ -174,22 +213,13 @@ def test_values_compare_case_insensitively_and_across_types() -> None:
 
 def test_default_rule_is_the_fallback_and_never_exact_matches() -> None:
     rules = [CreditRule(1, 5, {"default": "enabled"}), CreditRule(2, 9, {"duration": "10"})]
-    assert select_rule(rules, {"duration": 10}).attribute_id == 2
-    assert select_rule(rules, {"duration": 15}).attribute_id == 1
-    assert select_rule(rules, {}).attribute_id == 1
+    assert exact_rule(rules, {"duration": 10}).attribute_id == 2
+    assert exact_rule(rules, {"duration": 15}) is None and exact_rule(rules, {}) is None
 
 
 def test_rule_matching_ignores_aspect_ratio_and_audio() -> None:
     rules = [CreditRule(1, 5, {"duration": "5", "aspect_ratio": "1:1"}), CreditRule(2, 7, {"duration": "10"})]
-    assert select_rule(rules, {"duration": 5, "aspect_ratio": "16:9", "audio": False}).attribute_id == 1
-
-
-def test_partial_match_prefers_the_users_keys_on_a_tie() -> None:
-    rules = [CreditRule(1, 5, {"duration": "10", "resolution": "720p"}),
-             CreditRule(2, 9, {"duration": "5", "resolution": "1080p"})]  # fmt: skip
-    params = {"duration": 10, "resolution": "1080p"}
-    assert select_rule(rules, params).attribute_id == 1
-    assert select_rule(rules, params, preferred=["resolution"]).attribute_id == 2
+    assert exact_rule(rules, {"duration": 5, "aspect_ratio": "16:9", "audio": False}).attribute_id == 1
 
 
 def test_defaults_resolve_to_the_rule_with_its_own_spelling() -> None:
@@ -206,19 +236,25 @@ def test_numbers_in_rules_match_string_form_values() -> None:
     assert resolved.params["duration"] == 10  # the rule's own type
 
 
-def test_partial_match_comes_before_the_default_rule_as_in_the_newer_runtime() -> None:
+def test_an_offered_value_no_plain_rule_prices_is_kept_under_the_default_rule() -> None:
     fast = select_leaf(products(), ModelId.FAST)
     resolved = resolve(fast, T2V, {"resolution": "480p"})
-    assert resolved.rule.attribute_id == 8003  # duration 5 matches; the default rule is the last resort
-    assert resolved.params["resolution"] == "720p"
-    assert [(n.key, n.params["requested"], n.params["used"]) for n in resolved.notes] == [
-        ("value_adjusted", "480p", "720p")
-    ]
+    # The default rule prices any offered combination (contract §13.4): the user's 480p is kept.
+    assert resolved.rule.attribute_id == 8001 and resolved.credit == 12
+    assert resolved.params["resolution"] == "480p" and resolved.notes == ()
+
+
+def test_a_combination_a_plain_rule_prices_is_not_sent_under_the_default_rule() -> None:
+    fast = select_leaf(products(), ModelId.FAST)
+    resolved = resolve(fast, T2V, {"resolution": "720P", "duration": "10"})
+    assert resolved.rule.attribute_id == 8002 and resolved.params["duration"] == 10
 
 
 def test_default_rule_is_used_when_no_priced_key_matches() -> None:
-    product = leaf([rule(1, 12, default="enabled"), rule(2, 26, duration=10, resolution="720p")],
-                   [tags("duration", "5", "5", "10"), tags("resolution", "480p", "480p", "720p")])  # fmt: skip
+    product = leaf(
+        [rule(1, 12, default="enabled"), rule(2, 26, duration=10, resolution="720p")],
+        [tags("duration", "5", "5", "10"), tags("resolution", "480p", "480p", "720p")],
+    )
     resolved = resolve(product, T2V, {})
     assert resolved.rule.attribute_id == 1 and resolved.credit == 12
     assert resolved.params == {"duration": "5", "resolution": "480p"}
@@ -270,10 +306,15 @@ def test_unsupported_override_becomes_nearest_with_a_note() -> None:
     assert resolved.params["resolution"] == "1080P" and resolved.params["duration"] == "10"
     assert resolved.params["aspect_ratio"] == "1:1"
     notes = {n.params["field"]: n.params for n in resolved.notes}
-    assert notes["resolution"] == {"field": "resolution", "requested": "4K", "used": "1080P",
-                                   "options": ["720P", "1080P", "480P"]}  # fmt: skip
+    assert notes["resolution"] == {
+        "model": "ima-pro",
+        "field": "resolution",
+        "requested": "4K",
+        "used": "1080P",
+        "source": "said",
+    }
     assert notes["duration"]["used"] == "10" and notes["aspect_ratio"]["used"] == "1:1"
-    assert all(n.key == "value_adjusted" for n in resolved.notes)
+    assert all(n.key == "value_not_offered" for n in resolved.notes)
 
 
 def test_matching_override_gets_no_note_and_is_sent_in_the_rules_spelling() -> None:
@@ -311,14 +352,31 @@ def test_explicit_audio_wins_over_generate_audio() -> None:
 
 
 def test_override_of_a_rule_key_the_rule_rejects_is_noted() -> None:
-    product = leaf([rule(1, 5, duration="5", resolution="720p"), rule(2, 9, duration="10", resolution="720p"),
-                    rule(3, 9, duration="5", resolution="1080p")],
-                   [tags("duration", 5, 5, 10), tags("resolution", "720p", "720p", "1080p")])  # fmt: skip
+    product = leaf(
+        [
+            rule(1, 5, duration="5", resolution="720p"),
+            rule(2, 9, duration="10", resolution="720p"),
+            rule(3, 9, duration="5", resolution="1080p"),
+        ],
+        [tags("duration", 5, 5, 10), tags("resolution", "720p", "720p", "1080p")],
+    )
     resolved = resolve(product, T2V, {"duration": 10, "resolution": "1080p"})
     assert resolved.rule.attribute_id == 2
     assert [(n.key, n.params["field"], n.params["used"]) for n in resolved.notes] == [
-        ("value_adjusted", "resolution", "720p")
+        ("combination_not_offered", "resolution", "720p")
     ]
+    assert resolved.notes[0].params | {} == {
+        "model": "ima-pro",
+        "field": "resolution",
+        "requested": "1080p",
+        "used": "720p",
+        "source": "said",
+        "with_field": "duration",
+        "with_value": 10,
+        "allowed": ["5"],
+        "allowed_field": "duration",
+        "limit": "max",
+    }
 
 
 def test_none_overrides_mean_not_given() -> None:

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from ima._cli_args import (
+from ima.aliases import normalize_model_id
+from ima.cli.args import (
     choose_model,
     clamp_max_wait,
     normalize_argv,
@@ -16,8 +17,8 @@ from ima._cli_args import (
     resolve_connection,
     resolve_path,
 )
-from ima._cli_create import ProgressCadence, progress_every, result_json
-from ima._cli_output import (
+from ima.cli.create import ProgressCadence, progress_every, result_json
+from ima.cli.output import (
     EXIT_API,
     EXIT_CODES_HELP,
     EXIT_INTERNAL,
@@ -30,8 +31,7 @@ from ima._cli_output import (
     exit_code_for,
     load_texts,
 )
-from ima._cli_query import allowed_products, describe_options, format_products, product_to_json
-from ima.aliases import normalize_model_id
+from ima.cli.query import allowed_products, describe_options, format_products, product_to_json
 from ima.errors import (
     AuthError,
     CreateOutcomeUnknown,
@@ -65,11 +65,27 @@ BASES = {"default_base": "https://api.example", "default_upload": "https://up.ex
 def test_vendor_flags_parse() -> None:
     args = parse_args(
         [
-            "create", "--api-key", KEY, "--task-type", "image_to_video", "--model-id", "Ima Sevio 1.0",
-            "--prompt", "zoom in", "--input-images", "a.jpg", "https://x/b.png", "--input-images", "c.jpg",
-            "--extra-params", '{"duration": 10}', "--user-id", "u1", "--output-json",
+            "create",
+            "--api-key",
+            KEY,
+            "--task-type",
+            "image_to_video",
+            "--model-id",
+            "Ima Sevio 1.0",
+            "--prompt",
+            "zoom in",
+            "--input-images",
+            "a.jpg",
+            "https://x/b.png",
+            "--input-images",
+            "c.jpg",
+            "--extra-params",
+            '{"duration": 10}',
+            "--user-id",
+            "u1",
+            "--output-json",
         ]
-    )  # fmt: skip
+    )
     assert args.command == "create"
     assert args.task_type == "image_to_video"
     assert args.model_id == "Ima Sevio 1.0"
@@ -146,9 +162,18 @@ def test_connection_prefers_flags_then_env_then_defaults() -> None:
     env["IMA_UPLOAD_BASE_URL"] = "http://127.0.0.1:3"
     assert resolve_connection(args, env, **BASES).upload_base_url == "http://127.0.0.1:3"
     flagged = parse_args(
-        ["create", "--task-type", "text_to_video", "--api-key", "ima_flag", "--base-url", "http://b",
-         "--upload-base-url", "http://u"]
-    )  # fmt: skip
+        [
+            "create",
+            "--task-type",
+            "text_to_video",
+            "--api-key",
+            "ima_flag",
+            "--base-url",
+            "http://b",
+            "--upload-base-url",
+            "http://u",
+        ]
+    )
     conn = resolve_connection(flagged, env, **BASES)
     assert (conn.api_key, conn.base_url, conn.upload_base_url) == ("ima_flag", "http://b", "http://u")
 
@@ -166,8 +191,10 @@ def test_paths_and_overrides() -> None:
     assert resolve_path("/f", {"IMA_PREFS_FILE": "/e"}, "IMA_PREFS_FILE", "/d") == "/f"
     assert resolve_path(None, {}, "IMA_PREFS_FILE", "/d") == "/d"
     assert parse_overrides('{"duration": 10, "resolution": "720p"}', "1024x1024") == {
-        "size": "1024x1024", "duration": 10, "resolution": "720p"
-    }  # fmt: skip
+        "size": "1024x1024",
+        "duration": 10,
+        "resolution": "720p",
+    }
     assert parse_overrides(None) == {}
     for bad in ("{oops", "[1, 2]", '"720p"'):
         with pytest.raises(ImaUsageError):
@@ -179,8 +206,9 @@ def test_paths_and_overrides() -> None:
 def test_model_choice_order() -> None:
     prefs = {"user_default": {"text_to_video": {"model_id": "ima-pro"}, "image_to_video": {"model_id": "x"}}}
     assert choose_model("Ima Sevio 1.0-Fast", prefs, "default", "text_to_video", normalize_model_id) == (
-        ModelId.FAST, "arg"
-    )  # fmt: skip
+        ModelId.FAST,
+        "arg",
+    )
     assert choose_model(None, prefs, "default", "text_to_video", normalize_model_id) == (ModelId.PRO, "pref")
     assert choose_model(None, prefs, "default", "image_to_video", normalize_model_id) == (
         ModelId.FAST,
@@ -224,7 +252,7 @@ def test_failure_prints_the_json_error_line_last_and_never_the_key() -> None:
     assert code == EXIT_API
     last = out.getvalue().splitlines()[-1]
     body = json.loads(last)["error"]
-    assert body["code"] == 401
+    assert body["code"] == "401"
     assert API_KEY_URL in body["hint"]
     assert KEY not in out.getvalue() + err.getvalue()
     assert "ima_cli_te..." in body["message"]
@@ -278,13 +306,24 @@ def _product(model_id: str = "ima-pro", version: str = "v1") -> Product:
             CreditRule(9100, 20, {"default": "enabled"}),
         ),
         form_config=(
-            {"field": "duration", "type": "tags", "value": 5, "options": [{"label": "5s", "value": 5}, {"value": 10}]},
+            {
+                "field": "duration",
+                "type": "tags",
+                "value": 5,
+                "options": [{"label": "5s", "value": 5}, {"value": 10}],
+            },
             {"field": "audio", "value": True},
             {"type": "tags"},
-            {"field": "mode", "is_ui_virtual": True, "value": "std",
-             "ui_params": [{"id": "quality", "value": "720p", "options": [{"value": "720p"}, {"value": "1080p"}]}]},
+            {
+                "field": "mode",
+                "is_ui_virtual": True,
+                "value": "std",
+                "ui_params": [
+                    {"id": "quality", "value": "720p", "options": [{"value": "720p"}, {"value": "1080p"}]}
+                ],
+            },
         ),
-    )  # fmt: skip
+    )
 
 
 def test_products_json_and_table() -> None:

@@ -53,9 +53,15 @@ RUN_LIMIT_S = 30.0
 async def _run(args: list[str], env: dict[str, str]) -> Run:
     # cwd=ROOT so `-m ima` imports this checkout whatever the installed copy is.
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ima", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "ima",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), RUN_LIMIT_S)
     except TimeoutError:
@@ -82,8 +88,16 @@ async def emu() -> AsyncIterator[Emulator]:
 
 def _cli_for(emulator: Emulator, tmp_path: Path) -> Cli:
     async def cli(command: str, *args: str, key: str = KEY, env: dict[str, str] | None = None) -> Run:
-        argv = [command, *args, "--base-url", emulator.base_url, "--upload-base-url", emulator.upload_base_url,
-                "--log-dir", str(tmp_path / "logs")]  # fmt: skip
+        argv = [
+            command,
+            *args,
+            "--base-url",
+            emulator.base_url,
+            "--upload-base-url",
+            emulator.upload_base_url,
+            "--log-dir",
+            str(tmp_path / "logs"),
+        ]
         if command == "create":
             argv += [
                 "--prefs-file",
@@ -154,13 +168,60 @@ async def test_text_to_video_prints_the_vendor_json_and_saves_the_preference(
     assert f"created task_id={result['task_id']}" in log
 
 
+async def test_the_issue_example_keeps_15_s_and_says_why(cli: Cli, emu: Emulator) -> None:
+    run = await cli(
+        "create",
+        "--task-type",
+        "text_to_video",
+        "--model-id",
+        "ima-pro",
+        "--prompt",
+        "p",
+        "--extra-params",
+        '{"duration":15,"resolution":"1080p"}',
+        "--json",
+    )
+    assert run.code == 0, run.err
+    assert "Note: Ima Sevio 1.0 offers 1080P only up to 10 s, so this is 720P at 15 s" in run.err
+    (body,) = _creates(emu)
+    inner = body["parameters"][0]["parameters"]
+    assert (str(inner["duration"]), inner["resolution"].lower()) == ("15", "720p")
+
+
+async def test_fast_full_hd_names_the_model_that_offers_it(cli: Cli, emu: Emulator) -> None:
+    run = await cli(
+        "create",
+        "--task-type",
+        "text_to_video",
+        "--model-id",
+        "ima-pro-fast",
+        "--prompt",
+        "p",
+        "--extra-params",
+        '{"resolution":"1080p"}',
+    )
+    assert run.code == 0, run.err
+    assert "Ima Sevio 1.0 offers 1080P: run again with --model-id ima-pro" in run.err
+
+
 async def test_the_saved_preference_is_used_when_model_is_absent(cli: Cli, emu: Emulator) -> None:
-    first = await cli("create", "--task-type", "text_to_video", "--model-id", "Ima Sevio 1.0", "--prompt", "p",
-                      "--output-json", "--user-id", "alice")  # fmt: skip
+    first = await cli(
+        "create",
+        "--task-type",
+        "text_to_video",
+        "--model-id",
+        "Ima Sevio 1.0",
+        "--prompt",
+        "p",
+        "--output-json",
+        "--user-id",
+        "alice",
+    )
     assert first.code == 0, first.err
     assert first.last["model_id"] == "ima-pro"
-    second = await cli("create", "--task-type", "text_to_video", "--prompt", "p", "--user-id", "alice",
-                       "--language", "zh")  # fmt: skip
+    second = await cli(
+        "create", "--task-type", "text_to_video", "--prompt", "p", "--user-id", "alice", "--language", "zh"
+    )
     assert second.code == 0, second.err
     assert "使用你上次在 text_to_video 用的模型" in second.err
     assert "视频已生成" in second.out and "Ima Sevio 1.0（ima-pro）" in second.out  # human result, Chinese
@@ -168,8 +229,18 @@ async def test_the_saved_preference_is_used_when_model_is_absent(cli: Cli, emu: 
 
 
 async def test_image_to_video_uploads_a_local_file(cli: Cli, emu: Emulator, images: list[Path]) -> None:
-    run = await cli("create", "--task-type", "image_to_video", "--model-id", "ima-pro", "--prompt", "zoom in",
-                    "--input-images", str(images[0]), "--output-json")  # fmt: skip
+    run = await cli(
+        "create",
+        "--task-type",
+        "image_to_video",
+        "--model-id",
+        "ima-pro",
+        "--prompt",
+        "zoom in",
+        "--input-images",
+        str(images[0]),
+        "--output-json",
+    )
     assert run.code == 0, run.err
     (body,) = _creates(emu)
     (url,) = body["src_img_url"]
@@ -183,8 +254,17 @@ async def test_image_to_video_uploads_a_local_file(cli: Cli, emu: Emulator, imag
 async def test_first_last_frame_uploads_both_files_in_order(
     cli: Cli, emu: Emulator, images: list[Path]
 ) -> None:
-    run = await cli("create", "--task-type", "first_last_frame_to_video", "--prompt", "day to night",
-                    "--input-images", str(images[0]), str(images[1]), "--output-json")  # fmt: skip
+    run = await cli(
+        "create",
+        "--task-type",
+        "first_last_frame_to_video",
+        "--prompt",
+        "day to night",
+        "--input-images",
+        str(images[0]),
+        str(images[1]),
+        "--output-json",
+    )
     assert run.code == 0, run.err
     (body,) = _creates(emu)
     first, last = body["src_img_url"]
@@ -195,8 +275,18 @@ async def test_first_last_frame_uploads_both_files_in_order(
 
 async def test_reference_mixes_a_local_file_and_a_url(cli: Cli, emu: Emulator, images: list[Path]) -> None:
     remote = f"{emu.base_url}/cdn/results/ref.jpg"
-    run = await cli("create", "--task-type", "reference_image_to_video", "--prompt", "same style",
-                    "--input-images", str(images[0]), "--input-images", remote, "--output-json")  # fmt: skip
+    run = await cli(
+        "create",
+        "--task-type",
+        "reference_image_to_video",
+        "--prompt",
+        "same style",
+        "--input-images",
+        str(images[0]),
+        "--input-images",
+        remote,
+        "--output-json",
+    )
     assert run.code == 0, run.err
     (body,) = _creates(emu)
     uploaded, passed = body["src_img_url"]
@@ -207,8 +297,20 @@ async def test_reference_mixes_a_local_file_and_a_url(cli: Cli, emu: Emulator, i
 async def test_unwritable_prefs_and_log_paths_do_not_fail_the_run(emu: Emulator, tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory", encoding="utf-8")
-    argv = ["create", "--task-type", "text_to_video", "--prompt", "p", "--output-json", "--poll-interval", "0.05",
-            "--base-url", emu.base_url, "--prefs-file", str(blocker / "prefs.json")]  # fmt: skip
+    argv = [
+        "create",
+        "--task-type",
+        "text_to_video",
+        "--prompt",
+        "p",
+        "--output-json",
+        "--poll-interval",
+        "0.05",
+        "--base-url",
+        emu.base_url,
+        "--prefs-file",
+        str(blocker / "prefs.json"),
+    ]
     run = await _run(argv, _env(tmp_path, {"IMA_API_KEY": KEY, "IMA_LOG_DIR": str(blocker / "logs")}))
     assert run.code == 0, run.err
     assert run.last["task_id"] in emu.tasks
@@ -229,9 +331,12 @@ def _products_with_a_cheaper_mode_rule(tmp_path: Path) -> str:
         for leaf in group.get("children", []):
             if leaf["id"] == "ima-pro-fast":
                 leaf["credit_rules"].append(
-                    {"attribute_id": 1399, "points": 5, "attributes": {"duration": "5", "resolution": "480p",
-                                                                        "mode": "eco"}}
-                )  # fmt: skip
+                    {
+                        "attribute_id": 1399,
+                        "points": 5,
+                        "attributes": {"duration": "5", "resolution": "480p", "mode": "eco"},
+                    }
+                )
     path = tmp_path / "products.json"
     path.write_text(json.dumps(trees), encoding="utf-8")
     return str(path)
@@ -242,7 +347,7 @@ def _products_with_a_cheaper_mode_rule(tmp_path: Path) -> str:
     [
         (500, False, "IMA refused resolution=720p; retried with 480p"),
         (500, True, "IMA refused resolution=720p; retried with 480p"),  # HTTP 500 carrying the body code
-        (6009, False, "added the missing price parameters: mode"),
+        (6009, False, "added the cheapest rule's settings: duration=5, resolution=480p, mode=eco"),
         (6010, False, "switched to price rule"),
     ],
 )
@@ -278,7 +383,7 @@ async def test_invalid_key_ends_with_the_key_hint(cli: Cli, emu: Emulator) -> No
     run = await cli("create", "--task-type", "text_to_video", "--prompt", "p", "--output-json", key=wrong)
     assert run.code == 3
     error = run.last["error"]
-    assert error["code"] == 401
+    assert error["code"] == "401"
     assert API_KEY_URL in error["hint"]
     assert "Traceback" not in run.err
     assert _creates(emu) == []
@@ -289,7 +394,7 @@ async def test_insufficient_credits_ends_with_the_top_up_hint(cli: Cli, emu: Emu
     run = await cli("create", "--task-type", "text_to_video", "--prompt", "p", "--output-json")
     assert run.code == 3
     error = run.last["error"]
-    assert error["code"] == 4008
+    assert error["code"] == "4008"
     assert SUBSCRIPTION_URL in error["hint"]
     assert len(_creates(emu)) == 1  # 4008 is never retried
     assert "Traceback" not in run.err
@@ -319,11 +424,24 @@ async def test_bad_arguments_report_json_and_exit_2(tmp_path: Path) -> None:
     env = _env(tmp_path, {"IMA_API_KEY": KEY, "IMA_LOG_DIR": str(tmp_path)})
     bad_type = await _run(["create", "--task-type", "text_to_image", "--prompt", "p", "--output-json"], env)
     assert bad_type.code == 2 and bad_type.last["error"]["code"] == "usage"
-    bad_model = await _run(["create", "--task-type", "text_to_video", "--model-id", "kling", "--prompt", "p",
-                            "--output-json"], env)  # fmt: skip
+    bad_model = await _run(
+        ["create", "--task-type", "text_to_video", "--model-id", "kling", "--prompt", "p", "--output-json"],
+        env,
+    )
     assert bad_model.code == 2 and bad_model.last["error"]["code"] == "model_not_allowed"
-    missing_frame = await _run(["create", "--task-type", "first_last_frame_to_video", "--prompt", "p",
-                                "--input-images", "https://x/a.jpg", "--output-json"], env)  # fmt: skip
+    missing_frame = await _run(
+        [
+            "create",
+            "--task-type",
+            "first_last_frame_to_video",
+            "--prompt",
+            "p",
+            "--input-images",
+            "https://x/a.jpg",
+            "--output-json",
+        ],
+        env,
+    )
     assert missing_frame.code == 2 and "two images" in missing_frame.last["error"]["message"]
     assert all("Traceback" not in r.err for r in (bad_type, bad_model, missing_frame))
 
@@ -339,9 +457,24 @@ async def test_transient_detail_failures_do_not_end_the_job(cli: Cli, emu: Emula
 
 async def test_a_task_that_never_finishes_stops_at_max_wait(emu: Emulator, tmp_path: Path) -> None:
     emu.faults.add(FaultKind.MEDIA_NEVER, times=1)
-    argv = ["create", "--task-type", "text_to_video", "--prompt", "p", "--output-json", "--poll-interval", "0.05",
-            "--max-wait", "1.5", "--base-url", emu.base_url, "--log-dir", str(tmp_path / "logs"),
-            "--prefs-file", str(tmp_path / "prefs.json")]  # fmt: skip
+    argv = [
+        "create",
+        "--task-type",
+        "text_to_video",
+        "--prompt",
+        "p",
+        "--output-json",
+        "--poll-interval",
+        "0.05",
+        "--max-wait",
+        "1.5",
+        "--base-url",
+        emu.base_url,
+        "--log-dir",
+        str(tmp_path / "logs"),
+        "--prefs-file",
+        str(tmp_path / "prefs.json"),
+    ]
     run = await _run(argv, _env(tmp_path, {"IMA_API_KEY": KEY}))
     assert run.code == 5
     error = run.last["error"]
@@ -405,9 +538,12 @@ async def test_status_reads_one_task(cli: Cli, emu: Emulator) -> None:
     status = await cli("status", task_id, "--output-json")
     assert status.code == 0, status.err
     assert status.last == {
-        "task_id": task_id, "state": "succeeded", "url": created.last["url"],
-        "cover_url": created.last["cover_url"], "error": "",
-    }  # fmt: skip
+        "task_id": task_id,
+        "state": "succeeded",
+        "url": created.last["url"],
+        "cover_url": created.last["cover_url"],
+        "error": "",
+    }
     assert len(emu.requests.find("/open/v1/tasks/detail")) == before + 1
     human = await cli("status", task_id)
     assert f"Task {task_id}: succeeded" in human.out and created.last["url"] in human.out
@@ -420,9 +556,19 @@ async def test_status_reads_one_task(cli: Cli, emu: Emulator) -> None:
 
 async def test_emulator_command_serves_until_sigterm(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ima", "emulator", "--port", "0", "--speed", "50",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=_env(tmp_path),
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "ima",
+        "emulator",
+        "--port",
+        "0",
+        "--speed",
+        "50",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env=_env(tmp_path),
+    )
     try:
         assert proc.stdout is not None
         header = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
@@ -471,13 +617,29 @@ async def test_emulator_command_reports_a_taken_port(tmp_path: Path) -> None:
 
 async def test_ctrl_c_while_waiting_names_the_running_task(emu: Emulator, tmp_path: Path) -> None:
     emu.faults.add(FaultKind.MEDIA_NEVER, times=1)
-    argv = ["create", "--task-type", "text_to_video", "--prompt", "p", "--poll-interval", "0.05",
-            "--base-url", emu.base_url, "--log-dir", str(tmp_path / "logs")]  # fmt: skip
+    argv = [
+        "create",
+        "--task-type",
+        "text_to_video",
+        "--prompt",
+        "p",
+        "--poll-interval",
+        "0.05",
+        "--base-url",
+        emu.base_url,
+        "--log-dir",
+        str(tmp_path / "logs"),
+    ]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ima", *argv,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+        sys.executable,
+        "-m",
+        "ima",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
         env=_env(tmp_path, {"IMA_API_KEY": KEY}),
-    )  # fmt: skip
+    )
     try:
         assert proc.stderr is not None
         seen = []

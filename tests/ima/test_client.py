@@ -166,9 +166,13 @@ async def test_create_payload_is_exact_on_the_wire(server, session) -> None:
 
     urls = ["https://cdn.test/first.jpg"]
     created = await client.create_task(
-        TaskType.IMAGE_TO_VIDEO, ModelId.PRO, "a dog runs", input_urls=urls,
-        overrides={"resolution": "720p", "duration": 5}, on_attempt=on_attempt,
-    )  # fmt: skip
+        TaskType.IMAGE_TO_VIDEO,
+        ModelId.PRO,
+        "a dog runs",
+        input_urls=urls,
+        overrides={"resolution": "720p", "duration": 5},
+        on_attempt=on_attempt,
+    )
     assert attempts == [(1, 0)]
     assert created.task_id == "task_1" and created.resolved.rule.attribute_id == 7101
     (seen,) = server.requests(CREATE)
@@ -176,15 +180,29 @@ async def test_create_payload_is_exact_on_the_wire(server, session) -> None:
         "task_type": "image_to_video",
         "enable_multi_model": False,
         "src_img_url": urls,
-        "parameters": [{
-            "attribute_id": 7101, "model_id": "ima-pro", "model_name": "IMA Video Pro",
-            "model_version": "ima-pro-v7", "app": "ima", "platform": "web", "category": "image_to_video",
-            "credit": 40,
-            "parameters": {"duration": "5", "resolution": "720P", "aspect_ratio": "16:9", "audio": True,
-                           "prompt": "a dog runs", "n": 1, "input_images": urls,
-                           "cast": {"points": 40, "attribute_id": 7101}},
-        }],
-    }  # fmt: skip
+        "parameters": [
+            {
+                "attribute_id": 7101,
+                "model_id": "ima-pro",
+                "model_name": "IMA Video Pro",
+                "model_version": "ima-pro-v7",
+                "app": "ima",
+                "platform": "web",
+                "category": "image_to_video",
+                "credit": 40,
+                "parameters": {
+                    "duration": "5",
+                    "resolution": "720P",
+                    "aspect_ratio": "16:9",
+                    "audio": True,
+                    "prompt": "a dog runs",
+                    "n": 1,
+                    "input_images": urls,
+                    "cast": {"points": 40, "attribute_id": 7101},
+                },
+            }
+        ],
+    }
 
 
 async def test_dropped_connection_during_create_is_outcome_unknown_and_not_resent(server, session) -> None:
@@ -235,8 +253,9 @@ async def test_refused_connection_is_a_plain_transport_error_even_for_create(ses
 
 async def test_bad_inputs_fail_before_any_request(server, session) -> None:
     with pytest.raises(ImaUsageError):
-        await make_client(server, session).create_task(TaskType.FIRST_LAST_FRAME_TO_VIDEO, ModelId.PRO, "x",
-                                                       input_urls=["https://a"])  # fmt: skip
+        await make_client(server, session).create_task(
+            TaskType.FIRST_LAST_FRAME_TO_VIDEO, ModelId.PRO, "x", input_urls=["https://a"]
+        )
     assert server.seen == []
 
 
@@ -255,8 +274,10 @@ async def test_500_twice_degrades_resolution_then_duration_from_the_defaults(ser
         TaskType.TEXT_TO_VIDEO, ModelId.PRO, "sky", on_attempt=on_attempt
     )
     assert created.attempts == 3 and calls == [1, 2, 3]
-    sent = [(inner(s)["resolution"], inner(s)["duration"], s.json()["parameters"][0]["attribute_id"])
-            for s in server.requests(CREATE)]  # fmt: skip
+    sent = [
+        (inner(s)["resolution"], inner(s)["duration"], s.json()["parameters"][0]["attribute_id"])
+        for s in server.requests(CREATE)
+    ]
     assert sent == [("1080P", "10", 7104), ("720P", "10", 7102), ("720P", "5", 7101)]
     assert [(n.key, n.params["field"]) for n in created.notes] == [
         ("reflection_degraded", "resolution"),
@@ -277,28 +298,53 @@ def tree_with(*leaves: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def raw_leaf(rules: list[dict[str, Any]], form: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"id": "pro-x", "type": "3", "name": "Pro X", "model_id": "ima-pro", "credit_rules": rules,
-            "form_config": form}  # fmt: skip
+    return {
+        "id": "pro-x",
+        "type": "3",
+        "name": "Pro X",
+        "model_id": "ima-pro",
+        "credit_rules": rules,
+        "form_config": form,
+    }
 
 
 async def test_6009_completes_missing_parameters_from_the_cheapest_rule(server, session) -> None:
-    server.tree = tree_with(raw_leaf(
-        [rule(1, 30, duration="5", resolution="720p"), rule(2, 10, duration="5", resolution="480p", mode="std")],
-        [tags("duration", 5, 5), tags("resolution", "720p", "480p", "720p")]))  # fmt: skip
+    server.tree = tree_with(
+        raw_leaf(
+            [
+                rule(1, 30, duration="5", resolution="720p"),
+                rule(2, 10, duration="5", resolution="480p", mode="std"),
+            ],
+            [tags("duration", 5, 5), tags("resolution", "720p", "480p", "720p")],
+        )
+    )
     server.create_replies = [Reply({"code": 6009, "message": "no matching rule"})]
     created = await make_client(server, session).create_task(TaskType.TEXT_TO_VIDEO, ModelId.PRO, "sky")
     first, second = server.requests(CREATE)
     assert "mode" not in inner(first) and inner(second)["mode"] == "std"
-    assert [(n.key, n.params) for n in created.notes] == [("reflection_completed", {"fields": ["mode"]})]
+    # Nothing was said, so every condition of the cheapest rule counts as missing (contract §8.3).
+    assert (inner(second)["duration"], inner(second)["resolution"]) == ("5", "480p")
+    assert [(n.key, n.params) for n in created.notes] == [
+        (
+            "reflection_completed",
+            {
+                "fields": ["duration", "mode", "resolution"],
+                "values": {"duration": "5", "resolution": "480p", "mode": "std"},
+            },
+        )
+    ]
 
 
 async def test_6010_reselects_the_rule_and_keeps_price_fields_consistent(server, session) -> None:
-    server.tree = tree_with(raw_leaf([rule(11, 5, duration="5"), rule(12, 6, duration="5")],
-                                     [tags("duration", 5, 5)]))  # fmt: skip
+    server.tree = tree_with(
+        raw_leaf([rule(11, 5, duration="5"), rule(12, 6, duration="5")], [tags("duration", 5, 5)])
+    )
     server.create_replies = [Reply({"code": 6010, "message": "Attribute ID does not match"})]
     created = await make_client(server, session).create_task(TaskType.TEXT_TO_VIDEO, ModelId.PRO, "sky")
-    ids = [(s.json()["parameters"][0]["attribute_id"], s.json()["parameters"][0]["credit"], inner(s)["cast"])
-           for s in server.requests(CREATE)]  # fmt: skip
+    ids = [
+        (s.json()["parameters"][0]["attribute_id"], s.json()["parameters"][0]["credit"], inner(s)["cast"])
+        for s in server.requests(CREATE)
+    ]
     assert ids == [(11, 5, {"points": 5, "attribute_id": 11}), (12, 6, {"points": 6, "attribute_id": 12})]
     assert created.notes[-1].key == "reflection_reselected" and created.resolved.rule.attribute_id == 12
 
@@ -327,7 +373,11 @@ async def test_catalog_is_cached_per_task_type_for_the_ttl(server, session) -> N
     await client.fetch_products(TaskType.TEXT_TO_VIDEO)
     await client.fetch_products(TaskType.TEXT_TO_VIDEO, refresh=True)
     assert [s.query["category"] for s in server.requests(PRODUCTS)] == [
-        "text_to_video", "image_to_video", "text_to_video", "text_to_video"]  # fmt: skip
+        "text_to_video",
+        "image_to_video",
+        "text_to_video",
+        "text_to_video",
+    ]
 
 
 async def test_fetch_product_takes_the_last_leaf_and_refreshes_once_on_a_miss(server, session) -> None:
@@ -361,6 +411,40 @@ async def test_prepare_inputs_uploads_local_files_and_passes_urls_through(
     assert token.query["fContentType"] == "image/png" and token.query["fService"] == "privite"
     assert len(token.query["nonce"]) == 21 and token.query["cmimToken"] == API_KEY
     assert server.objects["obj1.png"] == ("image/png", b"\x89PNG fake")  # PUT with the same Content-Type
+
+
+@pytest.mark.parametrize("content", [b"just some notes", b"", b"RIFF0000WAVEfmt ", b"%PDF-1.7"])
+async def test_a_local_file_that_is_not_an_image_is_refused_before_any_upload(
+    server, session, tmp_path: Path, content: bytes
+) -> None:
+    good, bad = tmp_path / "a.png", tmp_path / "notes.png"
+    good.write_bytes(b"\x89PNG\r\n\x1a\n...")
+    bad.write_bytes(content)
+    with pytest.raises(ImaUsageError) as info:
+        await make_client(server, session).prepare_inputs([good, bad])
+    assert info.value.details["reason"] == "input_not_image" and "notes.png" in info.value.message
+    assert server.seen == []  # not even the good file went up
+
+
+@pytest.mark.parametrize(
+    ("content", "ctype"),
+    [
+        (b"\xff\xd8\xff\xe0", "image/jpeg"),
+        (b"GIF89a", "image/gif"),
+        (b"RIFF\0\0\0\0WEBPVP8 ", "image/webp"),
+        (b"BM\0\0", "image/bmp"),
+        (b"II*\x00", "image/tiff"),
+        (b"MM\x00*", "image/tiff"),
+        (b"GIF87a", "image/gif"),
+    ],
+)
+async def test_image_bytes_upload_with_the_type_they_announce(
+    server, session, tmp_path: Path, content: bytes, ctype: str
+) -> None:
+    path = tmp_path / "picture"
+    path.write_bytes(content)
+    await make_client(server, session).prepare_inputs([path])
+    assert server.requests(TOKEN)[0].query["fContentType"] == ctype
 
 
 async def test_upload_with_an_explicit_content_type(server, session) -> None:
@@ -437,11 +521,13 @@ async def test_the_users_adjustments_stay_noted_across_reflection(server, sessio
     created = await make_client(server, session).create_task(
         TaskType.TEXT_TO_VIDEO, ModelId.PRO, "sky", overrides={"resolution": "4K"}
     )
-    assert [(n.key, n.params.get("requested", n.params.get("from")), n.params.get("used", n.params.get("to")))
-            for n in created.notes] == [
-        ("value_adjusted", "4K", "1080P"),
+    assert [
+        (n.key, n.params.get("requested", n.params.get("from")), n.params.get("used", n.params.get("to")))
+        for n in created.notes
+    ] == [
+        ("value_not_offered", "4K", "1080P"),
         ("reflection_degraded", "1080P", "720P"),
-    ]  # fmt: skip
+    ]
 
 
 async def test_outcome_unknown_on_a_later_attempt_says_which(server, session) -> None:

@@ -83,6 +83,8 @@ def test_progress_percent_is_floored_and_capped_at_95() -> None:
     assert progress_percent(119, 120) == 95
     assert progress_percent(10_000, 120) == 95
     assert progress_percent(0, 120) == 0
+    assert progress_percent(5, 0) == 95 and progress_percent(5, -1) == 95  # no estimate: never 100
+    assert progress_percent(0.5, 1) == 50 and progress_percent(-3, 120) == 0
 
 
 async def test_estimated_max_can_be_given() -> None:
@@ -124,7 +126,7 @@ async def test_failed_and_deleted_tasks_raise() -> None:
     with pytest.raises(TaskFailed) as info:
         async for _ in watch(time, fetch):
             pass
-    assert info.value.deleted
+    assert info.value.deleted and "deleted" in info.value.message
 
 
 @pytest.mark.parametrize(
@@ -166,3 +168,60 @@ async def test_other_errors_end_the_watch(error: Exception) -> None:
 
 def test_backoff_doubles_and_caps() -> None:
     assert [backoff_delay(n) for n in (1, 2, 3, 6, 7, 20)] == [2.0, 4.0, 8.0, 60.0, 60.0, 60.0]
+
+
+async def test_the_first_poll_can_wait_for_a_given_clock_time() -> None:
+    time = FakeTime()
+    fetch = Script(time, [PROCESSING, DONE])
+    snaps = [s async for s in watch(time, fetch, first_poll_at=1_060.0)]
+    assert fetch.calls == [1060.0, 1068.0] and time.sleeps == [60.0, 8.0]
+    assert [s.elapsed for s in snaps] == [60.0, 68.0]
+
+
+@pytest.mark.parametrize("first_poll_at", [1_000.0, 900.0])
+async def test_a_first_poll_time_already_passed_polls_at_once(first_poll_at: float) -> None:
+    time = FakeTime()
+    fetch = Script(time, [DONE])
+    [s async for s in watch(time, fetch, first_poll_at=first_poll_at)]
+    assert fetch.calls == [1000.0] and time.sleeps == []
+
+
+async def test_a_first_poll_after_the_wait_limit_still_ends_in_a_timeout() -> None:
+    time = FakeTime()
+    fetch = Script(time, [PROCESSING])
+    with pytest.raises(TaskTimeout):
+        [s async for s in watch(time, fetch, first_poll_at=1_100.0, max_wait=50.0)]
+    assert fetch.calls == []
+
+
+def test_transient_means_no_answer_5xx_or_a_busy_code() -> None:
+    from ima.polling import is_transient
+
+    assert is_transient(ImaTransportError("x"))
+    assert all(is_transient(ImaApiError("x", code=c)) for c in (429, 500, 502, "503", 504))
+    assert not any(is_transient(ImaApiError("x", code=c)) for c in (401, 501, 505, 6009))
+    assert is_transient(ImaApiError("x", code=7, http_status=500))
+    assert not is_transient(ImaApiError("x", code=7, http_status=499))
+    assert not is_transient(ImaApiError("x", code="abc")) and not is_transient(ValueError("x"))
+
+
+async def test_a_failing_first_poll_backs_off_from_the_first_step() -> None:
+    time = FakeTime()
+    fetch = Script(time, [ImaTransportError("reset"), DONE])
+    [s async for s in watch(time, fetch)]
+    assert time.sleeps == [2.0]
+
+
+async def test_a_first_poll_less_than_a_second_away_still_waits() -> None:
+    time = FakeTime()
+    fetch = Script(time, [DONE])
+    [s async for s in watch(time, fetch, first_poll_at=1_000.5)]
+    assert time.sleeps == [0.5] and fetch.calls == [1000.5]
+
+
+async def test_a_success_resets_the_backoff_and_elapsed_is_read_after_the_fetch() -> None:
+    time = FakeTime()
+    fetch = Script(time, [ImaTransportError("a"), PROCESSING, ImaTransportError("b"), DONE], cost=1.0)
+    snaps = [s async for s in watch(time, fetch)]
+    assert time.sleeps == [2.0, 8.0, 2.0]
+    assert [s.elapsed for s in snaps] == [4.0, 16.0]  # each fetch takes 1 s, counted in the snapshot

@@ -53,6 +53,9 @@ class _Sink:
     def flush(self) -> None:
         pass
 
+    def isatty(self) -> bool:
+        return False
+
 
 @dataclass
 class Running:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +14,7 @@ from typing import Any
 
 from ima.emulator import Emulator, EmulatorConfig
 from tests.bot.harness import VirtualClock
-from tests.fakes.feishu_events import BOT_OPEN_ID, WebhookPoster
+from tests.fakes.feishu_events import BOT_OPEN_ID, WebhookPoster, encrypt
 from tests.fakes.feishu_server import FakeFeishu
 
 from .apps import Running, running_app
@@ -50,3 +54,25 @@ async def feishu_app(tmp: Path, **feishu: Any) -> AsyncIterator[tuple[Running, F
                 verification_token=feishu.get("verification_token", VERIFICATION_TOKEN),
             ) as poster:
                 yield r, fake, poster
+
+
+async def post_signed(
+    r: Running, payload: Any, *, stamp: float | None = None, raw: bytes | None = None
+) -> tuple[int, str]:
+    """Posts payload (or raw bytes) the way Feishu does, encrypted and signed with the ops keys, stamped
+    `stamp` (default: now). JSON is ASCII-escaped, so a lone surrogate travels as Feishu would escape it."""
+    if raw is None:
+        body = dict(payload)
+        if isinstance(body.get("header"), dict):
+            body["header"] = {**body["header"], "token": VERIFICATION_TOKEN}
+        plain = json.dumps(body).encode()
+        raw = json.dumps({"encrypt": encrypt(plain, ENCRYPT_KEY)}).encode()
+    ts, nonce = str(int(time.time() if stamp is None else stamp)), os.urandom(8).hex()
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "X-Lark-Request-Timestamp": ts,
+        "X-Lark-Request-Nonce": nonce,
+        "X-Lark-Signature": hashlib.sha256((ts + nonce + ENCRYPT_KEY).encode() + raw).hexdigest(),
+    }
+    async with r.http.post(r.url + "/feishu/events", data=raw, headers=headers) as resp:
+        return resp.status, await resp.text()

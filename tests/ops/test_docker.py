@@ -65,9 +65,10 @@ def test_volume_command_and_healthcheck() -> None:
 
 def test_build_context_has_the_sources_and_no_secrets_or_state() -> None:
     patterns = [
-        x.strip() for x in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        x.strip()
+        for x in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
         if x.strip() and not x.startswith("#")
-    ]  # fmt: skip
+    ]
 
     def ignored(path: str) -> bool:
         return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path.split("/")[0], p) for p in patterns)
@@ -92,9 +93,12 @@ async def _run_healthcheck(url: str) -> int:
     argv = healthcheck_argv()
     assert argv[0] == "python"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, *argv[1:], env={**os.environ, "IMABOT_HEALTH_URL": url},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+        sys.executable,
+        *argv[1:],
+        env={**os.environ, "IMABOT_HEALTH_URL": url},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     return await asyncio.wait_for(proc.wait(), 30)
 
 

@@ -28,12 +28,62 @@ from .feishu import feishu_app
 
 FUZZ = settings(max_examples=150, deadline=None, database=None)
 WORDS = [
-    "竖屏", "横屏", "方形", "10秒", "五秒", "十五秒", "5s", "12 seconds", "twenty seconds", "16:9", "9:16", "１６：９",
-    "21:9", "1:1", "1080p", "720P", "4k", "高清", "pro", "fast", "ima pro", "ima-pro-fast", "Sevio 1.0", "极速",
-    "专业版", "首帧", "尾帧", "参考图", "first frame", "last frame", "as reference", "this image", "这张图",
-    "<@123456789>", "<@!42>", "@_user_1", "@_all", "/video", "/生成视频", "请帮我生成一个视频：", "make a video of",
-    "默认", "auto", "5秒后", "\n", " ", "，", "。", "!", "0", "-3s", "99999秒", "1e9", "\u200b", "🐕",
-]  # fmt: skip
+    "竖屏",
+    "横屏",
+    "方形",
+    "10秒",
+    "五秒",
+    "十五秒",
+    "5s",
+    "12 seconds",
+    "twenty seconds",
+    "16:9",
+    "9:16",
+    "１６：９",
+    "21:9",
+    "1:1",
+    "1080p",
+    "720P",
+    "4k",
+    "高清",
+    "pro",
+    "fast",
+    "ima pro",
+    "ima-pro-fast",
+    "Sevio 1.0",
+    "极速",
+    "专业版",
+    "首帧",
+    "尾帧",
+    "参考图",
+    "first frame",
+    "last frame",
+    "as reference",
+    "this image",
+    "这张图",
+    "<@123456789>",
+    "<@!42>",
+    "@_user_1",
+    "@_all",
+    "/video",
+    "/生成视频",
+    "请帮我生成一个视频：",
+    "make a video of",
+    "默认",
+    "auto",
+    "5秒后",
+    "\n",
+    " ",
+    "，",
+    "。",
+    "!",
+    "0",
+    "-3s",
+    "99999秒",
+    "1e9",
+    "\u200b",
+    "🐕",
+]
 messages = st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=20)), max_size=25).map(" ".join)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -85,11 +135,25 @@ discord_messages = st.fixed_dictionaries(
 )
 options = st.lists(
     st.fixed_dictionaries(
-        {"name": st.sampled_from(["prompt", "model", "duration", "aspect_ratio", "image", "first_frame", "job_id",
-                                  "language", "x"]),
-         "value": st.one_of(st.text(max_size=40), st.integers(), st.none())}),
+        {
+            "name": st.sampled_from(
+                [
+                    "prompt",
+                    "model",
+                    "duration",
+                    "aspect_ratio",
+                    "image",
+                    "first_frame",
+                    "job_id",
+                    "language",
+                    "x",
+                ]
+            ),
+            "value": st.one_of(st.text(max_size=40), st.integers(), st.none()),
+        }
+    ),
     max_size=6,
-)  # fmt: skip
+)
 interactions = st.fixed_dictionaries(
     {"id": snowflakes, "type": st.sampled_from([1, 2, 3, 4, 5])},
     optional={
@@ -101,15 +165,26 @@ interactions = st.fixed_dictionaries(
             {},
             optional={
                 "name": st.sampled_from(["video", "jobs", "settings", "cancel", "help", "other"]),
-                "custom_id": st.one_of(st.text(max_size=90), st.sampled_from(
-                    ["imabot:retry:abc123", "imabot:cancel:", "imabot:other_model:a/b", "imabot:retry:" + "x" * 81])),
+                "custom_id": st.one_of(
+                    st.text(max_size=90),
+                    st.sampled_from(
+                        [
+                            "imabot:retry:abc123",
+                            "imabot:cancel:",
+                            "imabot:other_model:a/b",
+                            "imabot:retry:" + "x" * 81,
+                        ]
+                    ),
+                ),
                 "options": options,
-                "resolved": st.fixed_dictionaries({"attachments": st.dictionaries(snowflakes, attachments, max_size=3)}),
+                "resolved": st.fixed_dictionaries(
+                    {"attachments": st.dictionaries(snowflakes, attachments, max_size=3)}
+                ),
             },
         ),
         "message": st.fixed_dictionaries({"id": snowflakes}),
     },
-)  # fmt: skip
+)
 
 
 @FUZZ
@@ -117,8 +192,12 @@ interactions = st.fixed_dictionaries(
 def test_discord_messages_convert_without_failing(payload: dict[str, Any]) -> None:
     intent = message_intent(payload, bot_id="4242")
     author = payload.get("author") or {}
-    addressed = not payload.get("guild_id") or "<@4242>" in payload["content"] or "<@!4242>" in payload["content"] or any(
-        m["id"] == "4242" for m in payload.get("mentions", ()))  # fmt: skip
+    addressed = (
+        not payload.get("guild_id")
+        or "<@4242>" in payload["content"]
+        or "<@!4242>" in payload["content"]
+        or any(m["id"] == "4242" for m in payload.get("mentions", ()))
+    )
     if author.get("bot") or payload.get("type", 0) not in (0, 19) or not addressed:
         assert intent is None  # other bots, system messages and chatter create nothing
         return
@@ -173,8 +252,11 @@ def test_feishu_messages_convert_without_failing(text: str, mention: bool, data:
 
 
 @FUZZ
-@given(raw=st.dictionaries(st.sampled_from(["schema", "header", "event", "type", "x"]), json_values, max_size=4),
-       value=json_values, action=st.text(max_size=20))  # fmt: skip
+@given(
+    raw=st.dictionaries(st.sampled_from(["schema", "header", "event", "type", "x"]), json_values, max_size=4),
+    value=json_values,
+    action=st.text(max_size=20),
+)
 def test_feishu_arbitrary_json_and_card_actions_never_fail(
     raw: dict[str, Any], value: Any, action: str
 ) -> None:
@@ -253,4 +335,70 @@ async def test_webhook_garbled_events_create_nothing(
     event = _garbled(text_event(text, sender_type=data.draw(st.sampled_from(["app", "bot", "system"]))), data)
     if data.draw(st.booleans()):
         event["header"]["event_type"] = data.draw(st.text(max_size=30))
+    _answer_ok(*await open_webhook.post(json.dumps(event).encode()))
+
+
+# ---- hostile bodies (issue 17): deep nesting, envelope fields of the wrong type, unencodable text ------
+
+ENVELOPE_FIELDS = ["header", "event", "type", "token", "challenge", "encrypt", "schema"]
+
+
+def _deep(depth: int, kind: str) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"k": value}
+    return value
+
+
+hostile_texts = st.lists(
+    st.one_of(
+        st.sampled_from(WORDS),
+        st.sampled_from(["\ud800", "\udfff", "\x00", "\x1b[31m", "\u202e", "\r", "\x7f", "\ufeff"]),
+        st.text(max_size=10),
+    ),
+    max_size=20,
+).map("".join)
+
+
+@settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    depth=st.one_of(st.integers(33, 200), st.integers(900, 3000), st.just(100_000)),
+    kind=st.sampled_from(["list", "dict"]),
+    where=st.sampled_from(["body", "header", "event", "content"]),
+)
+async def test_webhook_deep_nesting_gets_a_4xx(open_webhook: Hook, depth: int, kind: str, where: str) -> None:
+    if depth > 500:  # too deep for json.dumps: raw bytes
+        nest = (b"[" * depth + b"]" * depth) if kind == "list" else (b'{"k":' * depth + b"1" + b"}" * depth)
+        body = nest if where == "body" else b'{"schema": "2.0", "' + where.encode() + b'": ' + nest + b"}"
+        status, text = await open_webhook.post(body)
+        _answer_ok(status, text)
+        assert status == 400 or where == "content", text
+        return
+    event = text_event("/video a fox", mention_bot=BOT_OPEN_ID)
+    if where == "body":
+        payload: Any = _deep(depth, kind)
+    elif where == "content":  # nested inside the message's own JSON string
+        event["event"]["message"]["content"] = json.dumps({"text": _deep(depth, kind)})
+        payload = event
+    else:
+        event[where] = _deep(depth, kind)
+        payload = event
+    status, text = await open_webhook.post(json.dumps(payload).encode())
+    _answer_ok(status, text)
+    if where != "content":
+        assert status == 400, text
+
+
+@settings(
+    max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(field=st.sampled_from(ENVELOPE_FIELDS), value=json_values, text=hostile_texts)
+async def test_webhook_envelope_fields_of_any_type_and_unencodable_text_never_fail(
+    open_webhook: Hook, field: str, value: Any, text: str
+) -> None:
+    event = text_event(text, mention_bot=BOT_OPEN_ID)
+    event[field] = value
+    # ASCII-escaped JSON: a lone surrogate travels as "\ud800", which json.loads accepts.
     _answer_ok(*await open_webhook.post(json.dumps(event).encode()))

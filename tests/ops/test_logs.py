@@ -167,10 +167,18 @@ async def test_a_full_debug_run_never_logs_a_secret(tmp_path: Path) -> None:
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "console", "--config", str(path),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=str(tmp_path), env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "bot",
+            "console",
+            "--config",
+            str(path),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=str(tmp_path),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         lines = f"{image} make the grass sway, fast 5s\n{image} a kite in the wind, fast 5s\n/video\n"
         out, err = await asyncio.wait_for(proc.communicate(lines.encode()), 60)
         assert proc.returncode == 0, err.decode()[-3000:]

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ima.emulator import DEFAULT_API_KEY, Emulator, EmulatorConfig
-from tests.bot.procs import ROOT, read_until, start_bot, transcript_records, write_config
+from tests.bot.procs import ROOT, bot_process, transcript_records, write_config
 from tests.fakes.feishu_events import BOT_OPEN_ID, WebhookPoster, text_event
 from tests.fakes.feishu_server import FakeFeishu
 
@@ -27,6 +27,8 @@ pytestmark = pytest.mark.slow
 
 FINAL_KINDS = {"success", "failure", "cancelled"}
 PROMPT_EXIT_S = 5.0
+RUN_EXIT_S = 20.0
+BUSY_WITHIN = 120.0  # seconds: a guard against a hang only, generous for a loaded machine
 
 
 async def test_sigterm_mid_job_exits_zero_and_the_restart_finishes_each_job_once(tmp_path: Path) -> None:
@@ -34,34 +36,25 @@ async def test_sigterm_mid_job_exits_zero_and_the_restart_finishes_each_job_once
     async with Emulator(EmulatorConfig(speed=30.0)) as emu:  # a Fast task takes about 3 s
         config = write_config(tmp_path, emu)
         transcript = tmp_path / "transcript.jsonl"
-        bot = await start_bot(config, transcript)
-        try:
-            assert bot.stdin is not None
-            for i in range(jobs):
-                bot.stdin.write(f"/video fast 5s shutdown clip {i} of a cat on a roof\n".encode())
-            await bot.stdin.drain()
-            await read_until(bot, lambda _lines: len(_generating(transcript)) >= jobs)
-            bot.send_signal(signal.SIGTERM)
+        async with bot_process(config, transcript) as bot:
+            await bot.say(*(f"/video fast 5s shutdown clip {i} of a cat on a roof" for i in range(jobs)))
+            await bot.read_until(lambda _lines: len(_generating(transcript)) >= jobs, within=BUSY_WITHIN)
+            bot.proc.send_signal(signal.SIGTERM)
             sent = time.monotonic()
-            _, err = await asyncio.wait_for(bot.communicate(), PROMPT_EXIT_S)
+            await asyncio.wait_for(bot.proc.communicate(), PROMPT_EXIT_S)
             took = time.monotonic() - sent
-        finally:
-            if bot.returncode is None:
-                bot.kill()
-                await bot.wait()
-        assert bot.returncode == 0, err.decode()[-3000:]
+            err = bot.stderr()
+        assert bot.returncode == 0, err[-3000:]
         assert took < PROMPT_EXIT_S
-        assert "Traceback" not in err.decode()
+        assert "Traceback" not in err
         with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
             states = [s for (s,) in db.execute("SELECT state FROM jobs")]
         assert len(states) == jobs and "running" in states  # recorded mid-flight, not failed or lost
         assert len(emu.tasks) == jobs
 
-        again = await start_bot(config, transcript)
-        assert again.stdin is not None
-        again.stdin.close()
-        _, err = await asyncio.wait_for(again.communicate(), 60)
-        assert again.returncode == 0, err.decode()[-3000:]
+        async with bot_process(config, transcript) as again:
+            code, _out, err = await again.finish(within=BUSY_WITHIN)
+        assert code == 0, err[-3000:]
 
     finals = collections.Counter(
         r["job"] for r in transcript_records(transcript) if r["op"] == "send" and r["kind"] in FINAL_KINDS
@@ -81,27 +74,43 @@ async def test_imabot_run_with_feishu_webhook_stops_on_sigterm_and_logs_no_secre
     with FakeFeishu(bot_open_id=BOT_OPEN_ID) as fake:
         async with Emulator(EmulatorConfig(speed=60.0)) as emu:
             cfg = {
-                "ima": {"api_key": DEFAULT_API_KEY, "base_url": emu.base_url, "upload_base_url": emu.upload_base_url},
+                "ima": {
+                    "api_key": DEFAULT_API_KEY,
+                    "base_url": emu.base_url,
+                    "upload_base_url": emu.upload_base_url,
+                },
                 "store": {"path": str(tmp_path / "jobs.sqlite3")},
                 "jobs": {"poll_interval": 0.2, "progress_interval_fast": 0.5, "progress_interval_pro": 0.5},
                 "feishu": {
-                    "enabled": True, "app_id": fake.app_id, "app_secret": fake.app_secret, "domain": fake.url,
-                    "transport": "webhook", "encrypt_key": ENCRYPT_KEY, "verification_token": VERIFICATION_TOKEN,
+                    "enabled": True,
+                    "app_id": fake.app_id,
+                    "app_secret": fake.app_secret,
+                    "domain": fake.url,
+                    "transport": "webhook",
+                    "encrypt_key": ENCRYPT_KEY,
+                    "verification_token": VERIFICATION_TOKEN,
                     "min_patch_interval": 0,
                 },
                 "web": {"enabled": True, "host": "127.0.0.1", "port": 0},
                 "logging": {"level": "DEBUG", "file": str(log_file)},
-            }  # fmt: skip
+            }
             path = tmp_path / "config.yaml"
             path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", "--config", str(path),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(ROOT),
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                "--config",
+                str(path),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=str(ROOT),
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
+            )
             try:
+                # Ready means the web server is up and the adapter has its queue (before that: 503).
                 url, drained = await _web_url(proc)
-                await fake.wait_until(lambda: bool(fake.calls_to("GET", "/bot/v3/info")), within=30)
                 async with WebhookPoster(
                     url + "/feishu/events", encrypt_key=ENCRYPT_KEY, verification_token=VERIFICATION_TOKEN
                 ) as poster:
@@ -109,14 +118,12 @@ async def test_imabot_run_with_feishu_webhook_stops_on_sigterm_and_logs_no_secre
                         text_event("/video fast 5s a heron by a pond", mention_bot=BOT_OPEN_ID)
                     )
                     reply = await poster.post(event)
-                    if (
-                        reply.status == 503
-                    ):  # the adapter had its identity but not yet its queue: Feishu re-pushes
-                        reply = await poster.post(event)
                     assert reply.status == 200, reply
                     await fake.wait_until(lambda: _video_card_shown(fake), within=30)
                 proc.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(proc.wait(), PROMPT_EXIT_S)
+                # Promptness is the test above's subject; this bound only tells an exit from a hang (the
+                # 30 s create grace). Under CPU contention this process took 5-7 s to exit (lark-oapi).
+                await asyncio.wait_for(proc.wait(), RUN_EXIT_S)
                 out, err = await drained
             finally:
                 if proc.returncode is None:
@@ -132,23 +139,27 @@ async def test_imabot_run_with_feishu_webhook_stops_on_sigterm_and_logs_no_secre
 
 
 async def _web_url(proc: asyncio.subprocess.Process) -> tuple[str, asyncio.Future[tuple[bytes, bytes]]]:
-    """Reads the bot's log (stderr) until it names the web server's address; returns it and a future of
-    (stdout, rest of stderr) that keeps both pipes drained until the process ends."""
+    """Reads the bot's log (stderr) until it names the web server's address and the Feishu adapter says it
+    is ready; returns the address and a future of (stdout, rest of stderr) that keeps both pipes drained
+    until the process ends."""
     pattern = re.compile(r"web server on (http://127\.0\.0\.1:\d+)")
     assert proc.stdout is not None and proc.stderr is not None
     stdout, stderr = proc.stdout, proc.stderr
     seen: list[bytes] = []
 
     async def scan() -> str:
+        url = ""
         while True:
             line = await stderr.readline()
             if not line:
                 raise AssertionError("the bot exited before serving:\n" + b"".join(seen).decode()[-3000:])
             seen.append(line)
             if m := pattern.search(line.decode()):
-                return m.group(1)
+                url = m.group(1)
+            if url and "feishu adapter ready" in line.decode():
+                return url
 
-    url = await asyncio.wait_for(scan(), 30)
+    url = await asyncio.wait_for(scan(), BUSY_WITHIN)
 
     async def drain() -> tuple[bytes, bytes]:
         out, err = await asyncio.gather(stdout.read(), stderr.read())

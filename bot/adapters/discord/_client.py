@@ -123,6 +123,13 @@ def interaction_payload(interaction: discord.Interaction) -> dict[str, Any]:
     return payload
 
 
+def _message_fields(message: discord.Message | discord.MessageSnapshot) -> dict[str, Any]:
+    return {
+        "content": message.content,
+        "attachments": [a.to_dict() for a in message.attachments],
+    }
+
+
 def message_payload(message: discord.Message) -> dict[str, Any]:
     """Returns the MESSAGE_CREATE fields convert reads, rebuilt from discord.py's Message."""
     payload: dict[str, Any] = {
@@ -130,13 +137,35 @@ def message_payload(message: discord.Message) -> dict[str, Any]:
         "type": message.type.value,
         "channel_id": str(message.channel.id),
         "author": {"id": str(message.author.id), "bot": message.author.bot},
-        "content": message.content,
         "mentions": [{"id": str(u.id)} for u in message.mentions],
-        "attachments": [a.to_dict() for a in message.attachments],
+        "mention_roles": [str(r) for r in message.raw_role_mentions],
+        **_message_fields(message),
     }
     if message.guild is not None:
         payload["guild_id"] = str(message.guild.id)
+    ref = message.reference
+    if ref is not None:
+        payload["message_reference"] = {
+            "type": ref.type.value,
+            "message_id": str(ref.message_id or ""),
+            "channel_id": str(ref.channel_id),
+        }
+        quoted = ref.resolved
+        if isinstance(quoted, discord.Message):
+            payload["referenced_message"] = {
+                "id": str(quoted.id),
+                "author": {"id": str(quoted.author.id), "bot": quoted.author.bot},
+                **_message_fields(quoted),
+            }
+    if message.message_snapshots:
+        payload["message_snapshots"] = [{"message": _message_fields(s)} for s in message.message_snapshots]
     return payload
+
+
+def bot_role_ids(message: discord.Message) -> tuple[str, ...]:
+    """Returns the id of the bot's managed role in message's guild (empty outside guilds or when unknown)."""
+    role = message.guild.self_role if message.guild is not None else None
+    return (str(role.id),) if role is not None else ()
 
 
 def upload_limit(message: discord.Message) -> int:

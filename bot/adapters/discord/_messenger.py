@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,8 +17,16 @@ import aiohttp
 import discord
 
 from bot.core import Attachment, AttachmentRejected, Notice, NoticeKind, Origin, PlatformError
+from bot.core.media import check_image
 
-from ._transfer import REQUEST_FAILURES, DownloadFailed, DownloadTooLarge, download_capped, platform_error
+from ._transfer import (
+    REQUEST_FAILURES,
+    DownloadFailed,
+    DownloadRefused,
+    DownloadTooLarge,
+    download_capped,
+    platform_error,
+)
 from .convert import DEFAULT_UPLOAD_LIMIT, get_content_type
 from .render import Rendered, render_notice
 
@@ -37,6 +47,11 @@ class _Shown:
 def _mb(size: int) -> str:
     """Returns size in MiB with 3 significant digits: "20", "3.5", "0.25"."""
     return f"{size / MiB:.3g}"
+
+
+def send_nonce(key: str) -> str:
+    """A send key as a Discord nonce (at most 25 characters, stable across restarts)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:25]
 
 
 def split_ref(ref: str) -> tuple[int, int]:
@@ -71,6 +86,7 @@ class ChannelMessenger:
         self._shown: OrderedDict[str, _Shown] = OrderedDict()  # ref -> what it shows now
         self._keys: OrderedDict[str, str] = OrderedDict()  # send key -> ref
         self._refused: dict[str, tuple[float, int]] = {}  # ref / "channel:<id>" / "*" -> (until, status)
+        self.token_rejected = False  # Discord refused the token itself: nothing works until it is replaced
 
     # memory of refusals and of what each message shows ------------------------------------------
 
@@ -83,10 +99,30 @@ class ChannelMessenger:
                     f"Discord refused {key} ({status}) recently; not retrying yet", status=status
                 )
 
-    def _refuse(self, exc: discord.HTTPException, key: str) -> None:
-        if exc.status in (401, 403):
-            # A 401 means our token is dead: nothing works until an operator fixes it.
-            self._refused["*" if exc.status == 401 else key] = (self._clock() + REFUSAL_COOLDOWN, exc.status)
+    async def _refuse(self, client: discord.Client, exc: discord.HTTPException, key: str) -> None:
+        """Leaves a target that refused us (401/403) alone for a while: no retry storms. Only that
+        target: a 401 blocks everything only when the token itself is rejected (checked once, here),
+        which is fatal and loud (`token_rejected`, the log, /healthz through the adapter)."""
+        if exc.status not in (401, 403):
+            return
+        if exc.status == 401 and await self._token_is_rejected(client):
+            self.token_rejected = True
+            self._refused["*"] = (math.inf, 401)
+            log.error(
+                "Discord rejects the bot token (401 on %s and on /users/@me): replace it and restart", key
+            )
+            return
+        self._refused[key] = (self._clock() + REFUSAL_COOLDOWN, exc.status)
+
+    @staticmethod
+    async def _token_is_rejected(client: discord.Client) -> bool:
+        try:
+            await client.http.request(discord.http.Route("GET", "/users/@me"))
+        except discord.HTTPException as exc:
+            return exc.status == 401
+        except REQUEST_FAILURES:
+            return False  # cannot tell: treat it as that target's refusal
+        return False
 
     def _remember(self, ref: str, rendered: Rendered) -> None:
         self._shown[ref] = _Shown(rendered.fingerprint(), rendered.stage, self._clock())
@@ -110,7 +146,7 @@ class ChannelMessenger:
             return None
         limit = int(origin.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
         try:
-            data, _ = await download_capped(self._http(), notice.video_url, limit)
+            data, _ = await download_capped(self._http(), notice.video_url, limit, trusted=True)  # IMA's URL
         except DownloadTooLarge:
             log.info(
                 "Video of job %s exceeds the %s MiB upload limit; posting the link", notice.job_id, _mb(limit)
@@ -137,6 +173,9 @@ class ChannelMessenger:
         file = await self._video_file(origin, notice)
         rendered = render_notice(notice, self._texts, upload=file is not None)
         kwargs: dict[str, Any] = rendered.send_kwargs()
+        # The key as an enforced nonce: Discord answers a repeat (a retry whose first answer was lost, a
+        # restart that forgot _keys) with the message the first send made, so a final never shows twice.
+        kwargs["nonce"] = send_nonce(key)
         if file is not None:
             kwargs["file"] = file
         channel_key = f"channel:{origin.chat_id}"
@@ -152,7 +191,7 @@ class ChannelMessenger:
             message = await client.get_partial_messageable(int(origin.chat_id)).send(**kwargs, **reply)
         except (PlatformError, *REQUEST_FAILURES) as exc:
             if isinstance(exc, discord.HTTPException):
-                self._refuse(exc, channel_key)
+                await self._refuse(client, exc, channel_key)
             error = exc if isinstance(exc, PlatformError) else platform_error(exc)
             if error.status != 403 or origin.is_direct or not origin.user_id.isdigit():
                 raise error from None
@@ -206,7 +245,7 @@ class ChannelMessenger:
             await message.edit(**kwargs)
         except REQUEST_FAILURES as exc:
             if isinstance(exc, discord.HTTPException):
-                self._refuse(exc, ref)
+                await self._refuse(client, exc, ref)
                 if exc.status == 404:
                     self._forget(ref)
             raise platform_error(exc, editing=True) from None
@@ -220,7 +259,8 @@ class ChannelMessenger:
         limit = min(max_bytes, self._max_image_bytes)
         name = attachment.filename or "attachment"
         content_type = get_content_type(attachment.content_type, attachment.filename)
-        if not content_type.startswith("image/"):
+        # No declared type and no telling extension: the bytes decide, after the capped download.
+        if content_type and not content_type.startswith("image/"):
             raise AttachmentRejected("attachment_not_image", name=name, content_type=content_type or "?")
         if attachment.size is not None and attachment.size > limit:
             raise AttachmentRejected(
@@ -233,9 +273,13 @@ class ChannelMessenger:
             raise AttachmentRejected(
                 "attachment_too_large", name=name, size_mb=size, limit_mb=_mb(limit)
             ) from None
+        except DownloadRefused as exc:
+            log.warning("attachment %r refused: %s", name[:80], exc)
+            raise AttachmentRejected("attachment_bad_host", str(exc), name=name) from None
         except DownloadFailed as exc:
             raise AttachmentRejected("attachment_download_failed", name=name, reason=str(exc)) from None
         served = get_content_type(served_type, "")
         if served and not served.startswith("image/") and served != "application/octet-stream":
             raise AttachmentRejected("attachment_not_image", name=name, content_type=served)
+        check_image(data, name=name)  # the bytes decide, whatever was declared (ZIP/ELF labelled image/png)
         return data

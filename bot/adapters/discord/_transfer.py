@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import discord
+import yarl
 
 from bot.core import MessageGone, PlatformError
 
@@ -22,28 +23,72 @@ class DownloadFailed(Exception):
     pass
 
 
-async def download_capped(session: aiohttp.ClientSession, url: str, max_bytes: int) -> tuple[bytes, str]:
-    """Downloads url; returns (body, content type).
+class DownloadRefused(DownloadFailed):
+    """The URL (or a redirect) leads outside Discord's attachment hosts."""
 
-    Raises DownloadTooLarge as soon as the declared or received size exceeds max_bytes (the rest is never
-    read) and DownloadFailed for a non-http URL, a non-200 answer or a network error.
+
+# Where Discord serves users' uploads. Nothing else is fetched: a crafted attachment URL once made the bot
+# request 169.254.169.254 (cloud metadata), private addresses and outside hosts.
+DISCORD_CDN_HOSTS = ("cdn.discordapp.com", "media.discordapp.net")
+MAX_REDIRECTS = 3
+
+
+def allowed_hosts(extra: tuple[str, ...] = ()) -> frozenset[str]:
+    """The hosts (or host:port) attachments may come from: Discord's CDN, the REST host discord.py talks to
+    (discord.com; the local fake Discord in tests, which also serves its fake CDN), and extra."""
+    base = yarl.URL(discord.http.Route.BASE)
+    own = {f"{base.host}:{base.port}" if base.port not in (None, 80, 443) else str(base.host)}
+    return frozenset({*DISCORD_CDN_HOSTS, *own, *extra})
+
+
+def _permitted(url: yarl.URL, hosts: frozenset[str]) -> bool:
+    if url.scheme not in ("http", "https") or not url.host:
+        return False
+    return url.host in hosts or f"{url.host}:{url.port}" in hosts
+
+
+async def download_capped(
+    session: aiohttp.ClientSession,
+    url: str,
+    max_bytes: int,
+    *,
+    hosts: frozenset[str] | None = None,
+    trusted: bool = False,
+) -> tuple[bytes, str]:
+    """Downloads url from an allowed host (default: allowed_hosts(); any http(s) host when trusted, for a
+    URL IMA gave rather than a user); returns (body, content type).
+
+    A redirect is followed only to an allowed host (at most MAX_REDIRECTS). Raises DownloadRefused for a
+    URL or redirect outside them (nothing is requested from it), DownloadTooLarge as soon as the declared
+    or received size exceeds max_bytes (the rest is never read), DownloadFailed for a non-200 answer or a
+    network error.
     """
-    if not url.startswith(("http://", "https://")):
-        raise DownloadFailed("not an http(s) URL")
+    hosts = allowed_hosts() if hosts is None else hosts
     try:
-        async with session.get(url) as resp:
-            if resp.status != 200:
-                raise DownloadFailed(f"HTTP {resp.status}")
-            if resp.content_length is not None and resp.content_length > max_bytes:
-                raise DownloadTooLarge(resp.content_length)
-            body = bytearray()
-            async for chunk in resp.content.iter_chunked(_CHUNK):
-                body.extend(chunk)
-                if len(body) > max_bytes:
-                    raise DownloadTooLarge(None)
-            return bytes(body), resp.headers.get("Content-Type", "")
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        target = yarl.URL(url)
+    except (ValueError, TypeError):
+        raise DownloadRefused("not a URL") from None
+    try:
+        for _ in range(MAX_REDIRECTS + 1):
+            if not (_permitted(target, hosts) or (trusted and target.scheme in ("http", "https"))):
+                raise DownloadRefused(f"host {target.host or '?'} is not a Discord attachment host")
+            async with session.get(target, allow_redirects=False) as resp:
+                if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
+                    target = target.join(yarl.URL(resp.headers["Location"]))
+                    continue
+                if resp.status != 200:
+                    raise DownloadFailed(f"HTTP {resp.status}")
+                if resp.content_length is not None and resp.content_length > max_bytes:
+                    raise DownloadTooLarge(resp.content_length)
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(_CHUNK):
+                    body.extend(chunk)
+                    if len(body) > max_bytes:
+                        raise DownloadTooLarge(None)
+                return bytes(body), resp.headers.get("Content-Type", "")
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         raise DownloadFailed(type(exc).__name__) from exc
+    raise DownloadFailed("too many redirects")
 
 
 def platform_error(exc: Exception, *, editing: bool = False) -> PlatformError:

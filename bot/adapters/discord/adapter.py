@@ -105,6 +105,8 @@ class DiscordAdapter:
     @property
     def connected(self) -> bool:
         client = self._client
+        if self._messenger.token_rejected:  # fatal: /healthz must say so, not only the log
+            return False
         return bool(client and client.is_ready() and not client.is_closed() and client.ws and client.ws.open)
 
     async def wait_ready(self) -> None:
@@ -241,6 +243,7 @@ class DiscordAdapter:
             _client.message_payload(message),
             bot_id=str(client.user.id),
             upload_limit=_client.upload_limit(message),
+            bot_role_ids=_client.bot_role_ids(message),
         )
         if intent is None or not self._allowed(intent.origin, _client.parent_channel_id(message.channel)):
             return

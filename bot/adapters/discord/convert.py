@@ -15,6 +15,7 @@ from bot.core import (
     GenerationIntent,
     Intent,
     Origin,
+    Quoted,
 )
 
 PLATFORM = "discord"
@@ -42,10 +43,11 @@ CHOICES: Mapping[str, tuple[str, ...]] = {
     "language": ("en", "zh"),
 }
 
-CUSTOM_ID_TEMPLATE = r"imabot:(?P<action>retry|other_model|cancel):(?P<job_id>[A-Za-z0-9_.\-]{1,80})"
+CUSTOM_ID_TEMPLATE = r"imabot:(?P<action>retry|other_model|cancel|generate|help|continue|vary_ar|vary_len):(?P<job_id>[A-Za-z0-9_.\-]{1,80})"
 _CUSTOM_ID = re.compile(CUSTOM_ID_TEMPLATE)
 _ACCEPTED_MESSAGE_TYPES = {0, 19}  # default and reply; joins, pins and the like are not requests
-_DM_CHANNEL_TYPES = {1, 3}
+_DM_CHANNEL_TYPES = {1, 3}  # DM and group DM
+REFERENCE_REPLY, REFERENCE_FORWARD = 0, 1  # message_reference.type
 _IMAGE_EXTENSIONS = {
     "png": "image/png",
     "jpg": "image/jpeg",
@@ -146,7 +148,8 @@ def _interaction_origin(payload: Mapping[str, Any], **extra: str) -> Origin:
         chat_id=str(payload.get("channel_id") or channel.get("id") or ""),
         user_id=_user_id(payload),
         guild_id=guild_id,
-        is_direct=not guild_id or channel.get("type") in _DM_CHANNEL_TYPES,
+        # The channel type decides when the payload carries one (a group DM has no guild either).
+        is_direct=channel["type"] in _DM_CHANNEL_TYPES if channel.get("type") is not None else not guild_id,
         extra={"upload_limit": str(int(limit)), **extra},
     )
 
@@ -212,22 +215,73 @@ def interaction_intent(payload: Mapping[str, Any]) -> Intent | None:
     return None
 
 
-def message_intent(
-    payload: Mapping[str, Any], *, bot_id: str, upload_limit: int = DEFAULT_UPLOAD_LIMIT
-) -> GenerationIntent | None:
-    """Returns a GenerationIntent for a MESSAGE_CREATE payload that is a DM or mentions the bot.
+def _mentions_bot(
+    payload: Mapping[str, Any], content: str, bot_id: str, bot_role_ids: Collection[str]
+) -> bool:
+    """Whether the message addresses the bot: a user mention (array or text) or one of its managed roles."""
+    if any(str(m.get("id")) == bot_id for m in payload.get("mentions") or ()):
+        return True
+    if re.search(rf"<@!?{re.escape(bot_id)}>", content):
+        return True
+    # Discord's mention picker often inserts the bot's managed role instead of the bot user.
+    roles = {str(r) for r in payload.get("mention_roles") or ()}
+    return any(r in roles or f"<@&{r}>" in content for r in bot_role_ids)
 
-    Returns None for bots' messages, system messages and guild messages that do not mention the bot.
+
+def _strip_roles(text: str, bot_role_ids: Collection[str]) -> str:
+    for role in bot_role_ids:
+        text = text.replace(f"<@&{role}>", " ")
+    return text
+
+
+def _snapshot(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The forwarded message of a forward (message_reference type 1), else an empty mapping."""
+    if (payload.get("message_reference") or {}).get("type") != REFERENCE_FORWARD:
+        return {}
+    for snap in payload.get("message_snapshots") or ():
+        message = (snap or {}).get("message")
+        if message:
+            return message
+    return {}
+
+
+def _quoted(payload: Mapping[str, Any], bot_id: str) -> Quoted | None:
+    """The message a reply quotes (message_reference type 0), with what Discord resolved of it."""
+    ref = payload.get("message_reference") or {}
+    if not ref.get("message_id") or ref.get("type", REFERENCE_REPLY) != REFERENCE_REPLY:
+        return None
+    quoted = payload.get("referenced_message") or {}
+    return Quoted(
+        message_id=str(ref["message_id"]),
+        ref=f"{ref.get('channel_id') or payload.get('channel_id')}:{ref['message_id']}",
+        from_bot=str((quoted.get("author") or {}).get("id") or "") == bot_id,
+        text=strip_bot_mention(str(quoted.get("content") or ""), bot_id),
+        attachments=tuple(get_attachment(a) for a in quoted.get("attachments") or ()),
+    )
+
+
+def message_intent(
+    payload: Mapping[str, Any],
+    *,
+    bot_id: str,
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT,
+    bot_role_ids: Collection[str] = (),
+) -> GenerationIntent | None:
+    """Returns a GenerationIntent for a MESSAGE_CREATE payload that is a DM or addresses the bot.
+
+    A guild message addresses the bot when it mentions the bot user or one of bot_role_ids (the bot's
+    managed role), or replies to one of the bot's messages. A forward reads its text and images from the
+    forwarded snapshot; a reply carries the quoted message as reply_to. Returns None for bots' messages,
+    system messages and guild messages not addressed to the bot.
     """
     author = payload.get("author") or {}
     if author.get("bot") or payload.get("type", 0) not in _ACCEPTED_MESSAGE_TYPES:
         return None
     guild_id = str(payload.get("guild_id") or "")
     content = str(payload.get("content") or "")
-    mentioned = any(str(m.get("id")) == bot_id for m in payload.get("mentions") or ()) or bool(
-        re.search(rf"<@!?{re.escape(bot_id)}>", content)
-    )
-    if guild_id and not mentioned:
+    quoted = _quoted(payload, bot_id)
+    addressed = _mentions_bot(payload, content, bot_id, bot_role_ids) or bool(quoted and quoted.from_bot)
+    if guild_id and not addressed:
         return None
     origin = Origin(
         platform=PLATFORM,
@@ -238,10 +292,16 @@ def message_intent(
         is_direct=not guild_id,
         extra={"upload_limit": str(int(upload_limit)), "source": "message"},
     )
+    attachments = [get_attachment(a) for a in payload.get("attachments") or ()]
+    forwarded = _snapshot(payload)
+    if forwarded:
+        content = "\n".join(t for t in (content, str(forwarded.get("content") or "")) if t.strip())
+        attachments += [get_attachment(a) for a in forwarded.get("attachments") or ()]
     return GenerationIntent(
         origin=origin,
-        text=strip_bot_mention(content, bot_id),
-        attachments=tuple(get_attachment(a) for a in payload.get("attachments") or ()),
+        text=strip_bot_mention(_strip_roles(content, bot_role_ids), bot_id),
+        attachments=tuple(attachments),
         locale=None,
         event_keys=(f"discord:message:{payload.get('id')}",),
+        reply_to=quoted,
     )

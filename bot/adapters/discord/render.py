@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
 FOOTER_LIMIT = 2048
 MAX_BUTTONS = 25
+LINK_URL_LIMIT = 512  # Discord refuses the whole message when a link button's url is longer
 
 COLORS: dict[NoticeKind, int] = {
     NoticeKind.PRENOTICE: 0x5865F2,
@@ -93,8 +95,34 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_FENCE = re.compile(r"`{3,}")
+_LINE_START = re.compile(r"^(\s*)([#>])")
+
+
+def _neutral_line(line: str) -> str:
+    line = line.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]").replace("||", "\\|\\|")
+    if _FENCE.sub("", line).count("`") % 2:
+        line = line.replace("`", "\\`")  # an unpaired backtick would open code up to our next one
+    else:
+        line = _FENCE.sub(lambda m: "\\`" * len(m.group(0)), line)
+    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), line)
+
+
+def neutralize(text: str) -> str:
+    """Returns embed text in which user words cannot form markdown that changes what the bot shows.
+
+    Masked links ([text](url)) never form, so a prompt cannot post a clickable link under the bot's name;
+    code fences and unpaired backticks are escaped, so a prompt cannot swallow the lines after it; a
+    line cannot become a heading or a quote; spoilers cannot hide text. Paired inline code on one line
+    (our own texts use it for commands and job ids) is kept.
+    """
+    return "\n".join(_neutral_line(line) for line in text.split("\n"))
+
+
 def _button(button: Button, notice: Notice, texts: Texts) -> discord.ui.Item[Any] | None:
     if button.url:
+        if len(button.url) > LINK_URL_LIMIT:
+            return None  # render_notice puts the link in the content instead
         label = button.label or texts("discord.button.open", notice.locale)
         return discord.ui.Button(style=discord.ButtonStyle.link, label=_cut(label, 80), url=button.url)
     job_id = button.job_id or notice.job_id
@@ -127,8 +155,8 @@ def render_embed(notice: Notice, texts: Texts) -> discord.Embed:
     The lines are shown as given (the pipeline's progress line already carries its bar).
     """
     embed = discord.Embed(
-        title=_cut(notice.title, TITLE_LIMIT) or None,
-        description=_cut("\n".join(notice.lines), DESCRIPTION_LIMIT) or None,
+        title=_cut(neutralize(notice.title), TITLE_LIMIT) or None,
+        description=_cut(neutralize("\n".join(notice.lines)), DESCRIPTION_LIMIT) or None,
         color=COLORS.get(notice.kind, COLORS[NoticeKind.INFO]),
         url=notice.video_url or None,
     )
@@ -152,6 +180,8 @@ def render_notice(notice: Notice, texts: Texts, *, upload: bool = False) -> Rend
         parts.append(f"<@{notice.mention_user_id}>")
     if notice.video_url and not upload:
         parts.append(notice.video_url)
+    # A link too long for a button stays reachable as plain text.
+    parts += [b.url for b in notice.buttons if len(b.url) > LINK_URL_LIMIT and b.url not in parts]
     view = render_view(notice, texts)
     return Rendered(
         content=_cut("\n".join(parts), CONTENT_LIMIT),

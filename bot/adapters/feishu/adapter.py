@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from bot.core import Attachment, AttachmentRejected, IntentHandler, Notice, NoticeKind, Origin, PlatformError
+from bot.core import (
+    Attachment,
+    AttachmentRejected,
+    GenerationIntent,
+    IntentHandler,
+    Notice,
+    NoticeKind,
+    Origin,
+    PlatformError,
+)
 
 from . import webhook
 from .api import FeishuApi, RetryPolicy
-from .convert import CARD_ACTION_EVENT, Context, Unsupported, event_type, sniff_image, split_handle, to_intent
+from .convert import (
+    CARD_ACTION_EVENT,
+    LEGACY_CARD,
+    LEGACY_EVENT,
+    Context,
+    Unsupported,
+    event_type,
+    legacy_kind,
+    quoted_message,
+    sniff_image,
+    split_handle,
+    to_intent,
+)
 from .outbox import Outbox
 from .settings import TRANSPORTS, FeishuSettings
 from .ws import WsTransport
@@ -25,6 +48,19 @@ __all__ = ["FeishuAdapter", "FeishuSettings"]
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_INTENTS = 16
+# Said once per process and kind: what the operator must change in the Feishu developer console.
+LEGACY_WARNINGS = {
+    LEGACY_EVENT: (
+        "feishu sent a schema 1.0 event (the old 'Receive message' v1.0 event), which imabot does not read: "
+        "in the Feishu developer console, Events & Callbacks → Event Configuration, remove the v1.0 "
+        "'Receive message' event and add 'Message received' (im.message.receive_v1, v2.0)"
+    ),
+    LEGACY_CARD: (
+        "feishu sent an old-style message-card callback (the card request URL), which imabot does not read: "
+        "in the Feishu developer console, Events & Callbacks → Callback Configuration, subscribe to "
+        "'card.action.trigger' (card interaction, new version) and clear the old card request URL"
+    ),
+}
 
 
 class FeishuAdapter:
@@ -48,6 +84,9 @@ class FeishuAdapter:
         self._session: aiohttp.ClientSession | None = None
         self._ctx: Context | None = None
         self._queue: asyncio.Queue[dict[str, Any]] | None = None
+        # Why events cannot be recorded now ("" when they can): the webhook then answers 503 instead of
+        # acking, so Feishu pushes the event again later (the App points it at the store's health).
+        self.refuse_reason: Callable[[], str] = lambda: ""
         self._ws: WsTransport | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._limit = asyncio.Semaphore(MAX_CONCURRENT_INTENTS)
@@ -55,6 +94,7 @@ class FeishuAdapter:
         self._running = False
         self._fatal: BaseException | None = None
         self._toast: dict[str, Any] = {}
+        self._warned: set[str] = set()
         # Feishu events carry no locale: the adapter's own texts without user text use the domain's language.
         self.default_locale = "en" if "larksuite" in settings.domain else "zh"
 
@@ -79,25 +119,41 @@ class FeishuAdapter:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=s.http_timeout))
         try:
             retry = RetryPolicy(attempts=s.retry_attempts, base=s.retry_base)
-            api = FeishuApi(self._session, domain=s.domain, app_id=s.app_id, app_secret=s.app_secret,
-                            clock=self._clock, timeout=s.http_timeout, retry=retry)  # fmt: skip
+            api = FeishuApi(
+                self._session,
+                domain=s.domain,
+                app_id=s.app_id,
+                app_secret=s.app_secret,
+                clock=self._clock,
+                timeout=s.http_timeout,
+                retry=retry,
+            )
             self._outbox.attach(api, self._session)
             self._ctx = Context(await api.fetch_bot_open_id(), s.chat_allowlist)
             en, zh = self._texts("feishu.toast", "en"), self._texts("feishu.toast", "zh")
-            self._toast = {"type": "info", "content": zh if self.default_locale == "zh" else en,
-                           "i18n": {"zh_cn": zh, "en_us": en}}  # fmt: skip
+            self._toast = {
+                "type": "info",
+                "content": zh if self.default_locale == "zh" else en,
+                "i18n": {"zh_cn": zh, "en_us": en},
+            }
             self._queue = asyncio.Queue()
             self._spawn(self._consume(handler))
             if s.transport == "ws":
-                self._ws = WsTransport(app_id=s.app_id, app_secret=s.app_secret, domain=s.domain,
-                                       deliver=self._enqueue, toast=lambda: self._toast,
-                                       on_failure=self._fail)  # fmt: skip
+                self._ws = WsTransport(
+                    app_id=s.app_id,
+                    app_secret=s.app_secret,
+                    domain=s.domain,
+                    deliver=self._enqueue,
+                    toast=lambda: self._toast,
+                    on_failure=self._fail,
+                )
                 self._ws.start(asyncio.get_running_loop())
             elif not (s.encrypt_key or s.verification_token):
                 log.warning(
                     "feishu webhook has no encrypt_key and no verification_token: anyone can post events"
                 )
             self._started.set()
+            log.info("feishu adapter ready (%s)", s.transport)  # operators and tests wait on this line
             await self._stopping.wait()
             if self._fatal is not None:
                 raise PlatformError(f"feishu long connection failed: {type(self._fatal).__name__}")
@@ -159,15 +215,38 @@ class FeishuAdapter:
             assert self._ctx is not None
             intent = to_intent(raw, self._ctx)
             if intent is None:
+                self._warn_legacy(legacy_kind(raw))
                 return
             if isinstance(intent, Unsupported):
                 loc = self.default_locale
                 notice = Notice(NoticeKind.ERROR, "", (self._texts("feishu.unsupported", loc),), locale=loc)
                 await self._answer(intent.origin, notice, f"unsupported:{intent.origin.message_id}")
                 return
+            if (
+                isinstance(intent, GenerationIntent)
+                and intent.reply_to is not None
+                and not intent.attachments
+            ):
+                intent = await self._with_quoted(intent)
             notice = await handler(intent)
             if notice is not None:
                 await self._answer(intent.origin, notice, "answer:" + ",".join(intent.event_keys))
+
+    def _warn_legacy(self, kind: str) -> None:
+        if kind and kind not in self._warned:
+            self._warned.add(kind)
+            log.warning(LEGACY_WARNINGS[kind])
+
+    async def _with_quoted(self, intent: GenerationIntent) -> GenerationIntent:
+        """intent with the message it replies to fetched (text and images); as it was when that fails."""
+        assert intent.reply_to is not None
+        parent = intent.reply_to.message_id
+        try:
+            item = await self._outbox.api().get_message(parent)
+        except PlatformError as exc:
+            log.info("feishu quoted message %s not readable: %s", parent, exc)
+            return intent
+        return replace(intent, reply_to=quoted_message(item, parent))
 
     async def _answer(self, origin: Origin, notice: Notice, key: str) -> None:
         try:
@@ -181,9 +260,19 @@ class FeishuAdapter:
         if s.transport != "webhook":
             return web.json_response({"msg": "webhook transport disabled"}, status=404)
         body = await request.read()
+        if _legacy_card_callback(body):
+            # Its `token` is a per-click update token, not the verification token: checking it would
+            # answer 401 "invalid verification token" and hide the real cause.
+            self._warn_legacy(LEGACY_CARD)
+            return web.json_response({})
         try:
             payload = webhook.open_envelope(
-                body, request.headers, encrypt_key=s.encrypt_key, verification_token=s.verification_token
+                body,
+                request.headers,
+                encrypt_key=s.encrypt_key,
+                verification_token=s.verification_token,
+                now=time.time(),
+                max_age=s.webhook_max_age,  # wall time: Feishu stamps Unix seconds
             )
         except webhook.Rejected as exc:
             log.warning("feishu webhook rejected: %s", exc.reason)
@@ -192,6 +281,9 @@ class FeishuAdapter:
             return web.json_response({"challenge": str(payload.get("challenge") or "")})
         if self._queue is None:
             return web.json_response({"msg": "starting"}, status=503)  # Feishu pushes again later
+        if reason := self.refuse_reason():
+            log.warning("feishu event not accepted, the bot cannot record it now: %s", reason)
+            return web.json_response({"msg": "cannot record events now"}, status=503)
         self._enqueue(payload)
         if event_type(payload) == CARD_ACTION_EVENT:
             return web.json_response({"toast": self._toast})
@@ -241,3 +333,12 @@ class FeishuAdapter:
             declared = resource.content_type or "no content type"
             raise AttachmentRejected("attachment_not_image", f"feishu resource is {declared}", name=name)
         return resource.data
+
+
+def _legacy_card_callback(body: bytes) -> bool:
+    """Whether a webhook body is an old-style (unencrypted) message-card callback."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: open_envelope answers 400
+        return False
+    return isinstance(payload, dict) and legacy_kind(payload) == LEGACY_CARD

@@ -17,7 +17,9 @@ from bot.core import (
     GenerationIntent,
     Intent,
     Origin,
+    Quoted,
 )
+from bot.core.media import sniff
 
 PLATFORM = "feishu"
 MESSAGE_EVENT = "im.message.receive_v1"
@@ -75,20 +77,52 @@ def split_handle(handle: str) -> tuple[str, str]:
 
 
 def sniff_image(data: bytes) -> str:
-    """Returns the image MIME type the magic bytes show, or "" when data is not an image."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data.startswith(b"BM") and len(data) > 26:
-        return "image/bmp"
-    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"avif"):
-        return "image/avif" if data[8:12] == b"avif" else "image/heic"
+    """Returns the image MIME type the magic bytes show, or "" when data is not an image (the one sniff
+    every adapter shares: bot.core.media)."""
+    info = sniff(data)
+    return info.mime if info else ""
+
+
+# Payload formats Feishu still sends to apps configured long ago; the bot reads neither.
+LEGACY_EVENT = "event_v1"  # schema 1.0 events, e.g. the old "message" (receive message) event
+LEGACY_CARD = "card_v1"  # the old message-card callback (the card request URL)
+
+
+def legacy_kind(raw: Mapping[str, Any]) -> str:
+    """Returns LEGACY_EVENT or LEGACY_CARD for an old-format payload, "" for a schema 2.0 one."""
+    if raw.get("schema") or raw.get("header"):
+        return ""
+    if raw.get("type") == "event_callback" or (raw.get("uuid") and isinstance(raw.get("event"), Mapping)):
+        return LEGACY_EVENT
+    if isinstance(raw.get("action"), Mapping) and (raw.get("open_message_id") or raw.get("open_id")):
+        return LEGACY_CARD
     return ""
+
+
+def quoted_message(item: Mapping[str, Any], message_id: str) -> Quoted:
+    """Returns the Quoted for a message as GET /im/v1/messages/:id describes it (the parent of a reply).
+
+    Its images become handles in that message (downloadable like the user's own); text, image and post
+    messages are read, anything else quotes no content.
+    """
+    content = _loads(_obj(item.get("body")).get("content"))
+    kind = str(item.get("msg_type") or "")
+    text, images = "", []
+    if kind == "text":
+        text = _str(content.get("text"))
+    elif kind == "image":
+        images = [str(content.get("image_key") or "")]
+    elif kind == "post":
+        text, images = _post(content, set(), "")
+    mentions = [m for m in _items(item.get("mentions")) if isinstance(m, Mapping)]
+    names = {str(m.get("key")): str(m.get("name") or "") for m in mentions}
+    return Quoted(
+        message_id=message_id,
+        ref=message_id,
+        from_bot=_obj(item.get("sender")).get("sender_type") == "app",
+        text=_clean(text, set(), names),
+        attachments=tuple(Attachment(make_handle(message_id, k)) for k in images if k),
+    )
 
 
 def to_intent(raw: Mapping[str, Any], ctx: Context) -> Intent | Unsupported | None:
@@ -120,12 +154,17 @@ def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def _str(value: Any) -> str:
+    """A string field of the message content; anything else (a list, an object) reads as ""."""
+    return value if isinstance(value, str) else ""
+
+
 def _loads(content: Any) -> dict[str, Any]:
     if isinstance(content, Mapping):
         return dict(content)
     try:
         value = json.loads(content or "{}")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: content nested absurdly deep
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -155,7 +194,7 @@ def _message(raw: Mapping[str, Any], ctx: Context) -> Intent | Unsupported | Non
     content = _loads(msg.get("content"))
     names = {str(m.get("key")): str(m.get("name") or "") for m in mentions}
     if message_type == "text":
-        text, image_keys = str(content.get("text") or ""), []
+        text, image_keys = _str(content.get("text")), []  # a non-string "text" is no text (hostile push)
     elif message_type == "image":
         text, image_keys = "", [str(content.get("image_key") or "")]
     elif message_type == "post":
@@ -167,7 +206,10 @@ def _message(raw: Mapping[str, Any], ctx: Context) -> Intent | Unsupported | Non
     command = _command(text, origin, keys)
     if command is not None and not attachments:
         return command
-    return GenerationIntent(origin, text, attachments, event_keys=keys)
+    parent = str(msg.get("parent_id") or "")
+    # The quoted message's content is not in the event: the adapter fetches it (quoted_message).
+    reply_to = Quoted(parent, ref=parent) if parent else None
+    return GenerationIntent(origin, text, attachments, event_keys=keys, reply_to=reply_to)
 
 
 def _mention_open_id(mention: Mapping[str, Any]) -> str:
@@ -207,7 +249,7 @@ def _post(content: Mapping[str, Any], bot_keys: set[str], bot_open_id: str) -> t
                 continue
             tag = el.get("tag")
             if tag in ("text", "a", "md", "code_block"):
-                parts.append(str(el.get("text") or ""))
+                parts.append(_str(el.get("text")))
             elif tag == "at":
                 who = str(el.get("user_id") or "")
                 if who not in bot_keys and who != bot_open_id and who != "@_all":

@@ -65,24 +65,9 @@ class Outbox:
                 return ref
             if wait:
                 await asyncio.sleep(wait)
-            try:
-                await self.api().patch(ref, content)
-            except MessageGone:
-                raise  # the caller posts a new card
-            except PlatformError as exc:
-                if notice.kind not in FINAL:
-                    raise
-                # A result must not be lost to a card that refuses its last patch: post it anew.
-                log.warning(
-                    "feishu final patch of %s refused (%s); posting the result as a new card", ref, exc
-                )
-                stem = notice.job_id or ref
-                new_ref = await self._post(
-                    origin, "interactive", content, uuid=render.uuid_for(f"{stem}:final")
-                )
-                self._gates.shown(new_ref, digest)
-                await self._finish(origin, new_ref, notice, ping=False)
-                return new_ref
+            # A refused patch raises (MessageGone when the card can no longer change): the caller decides
+            # whether the notice goes out as a new card, and records that first (bot/jobs/delivery.py).
+            await self.api().patch(ref, content)
             self._gates.shown(ref, digest)
         if notice.kind in FINAL:
             await self._finish(origin, ref, notice, ping=True)

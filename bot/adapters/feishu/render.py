@@ -27,9 +27,13 @@ LABEL_KEYS = (
     "job",
     "cover_alt",
 )
-# PATCH refuses cards over 30 KB; keep a margin for the request envelope.
-MAX_CARD_BYTES = 28_000
+# Feishu refuses a send or PATCH whose request body is over 30 KB. The card travels as a JSON string
+# inside that body (escaped a second time); the rest of the body (receive_id, msg_type, uuid, flags) is
+# small and bounded, and ENVELOPE_BYTES covers it.
+MAX_BODY_BYTES = 30 * 1024
+ENVELOPE_BYTES = 400
 MAX_LINE_CHARS = 2_000
+MAX_TITLE_CHARS = 200
 
 _TEMPLATES = {
     NoticeKind.PRENOTICE: "blue",
@@ -87,18 +91,42 @@ def media_content(file_key: str, image_key: str = "") -> str:
     return json.dumps(body)
 
 
+def request_bytes(card: Mapping[str, Any]) -> int:
+    """Returns the size of a send/PATCH request body carrying card (the envelope's fields included)."""
+    body = json.dumps({"content": content_of(card)}, ensure_ascii=False, separators=(",", ":"))
+    return len(body.encode()) + ENVELOPE_BYTES
+
+
+def _shorten(text: str, chars: int) -> str:
+    return (
+        text if len(text) <= chars else (text[: max(0, chars - 2)].rstrip(" …") + " …" if chars > 8 else "")
+    )
+
+
 def render_card(notice: Notice, labels: Mapping[str, str], *, image_key: str = "") -> dict[str, Any]:
-    """Returns the card for notice; labels maps LABEL_KEYS to this locale's texts."""
-    body = "\n".join(line[:MAX_LINE_CHARS] for line in notice.lines)
-    card = _card(notice, labels, body, image_key)
-    # Trim the body text (never the buttons) until the card fits the PATCH limit.
-    while body and len(content_of(card).encode()) > MAX_CARD_BYTES:
-        body = body[: len(body) * 4 // 5].rstrip(" …") + " …" if len(body) > 8 else ""
-        card = _card(notice, labels, body, image_key)
+    """Returns the card for notice; labels maps LABEL_KEYS to this locale's texts.
+
+    The request that carries the card stays within MAX_BODY_BYTES: the title and the body text share one
+    budget, and the longer of the two is trimmed first (never the buttons, the mention or the job id).
+    An error without lines shows its text once, in the body, under the kind's header.
+    """
+    title, lines = notice.title, notice.lines
+    if not lines and notice.kind is NoticeKind.ERROR:
+        title, lines = "", (notice.title,)
+    title = _shorten(title, MAX_TITLE_CHARS)
+    body = "\n".join(line[:MAX_LINE_CHARS] for line in lines)
+    card = _card(notice, labels, title, body, image_key)
+    while request_bytes(card) > MAX_BODY_BYTES and (title or body):
+        ratio = MAX_BODY_BYTES / request_bytes(card)
+        if len(body) >= len(title):
+            body = _shorten(body, int(len(body) * ratio) - 1)
+        else:
+            title = _shorten(title, int(len(title) * ratio) - 1)
+        card = _card(notice, labels, title, body, image_key)
     return card
 
 
-def _card(notice: Notice, labels: Mapping[str, str], body: str, image_key: str) -> dict[str, Any]:
+def _card(notice: Notice, labels: Mapping[str, str], title: str, body: str, image_key: str) -> dict[str, Any]:
     elements: list[dict[str, Any]] = []
     if notice.mention_user_id:
         who = _SAFE_ID.sub("", notice.mention_user_id)
@@ -125,8 +153,9 @@ def _card(notice: Notice, labels: Mapping[str, str], body: str, image_key: str) 
         note = labels["job"].format(job_id=notice.job_id)
         elements.append({"tag": "note", "elements": [{"tag": "plain_text", "content": note}]})
     if not elements:
-        elements.append({"tag": "div", "text": {"tag": "plain_text", "content": notice.title}})
-    title = notice.title or labels[f"header.{notice.kind.value}"]
+        elements.append({"tag": "div", "text": {"tag": "plain_text", "content": title}})
+        title = ""
+    title = title or labels[f"header.{notice.kind.value}"]
     return {
         "config": {"wide_screen_mode": True, "update_multi": True, "enable_forward": True},
         "header": {

@@ -24,3 +24,4 @@ class FeishuSettings:
     retry_attempts: int = 3
     notify_on_finish: bool = True  # a short reply pinging the user when a patched card turns final
     http_timeout: float = 30.0
+    webhook_max_age: float = 300.0  # a signed push stamped further than this from now is a replay: 401

@@ -28,6 +28,25 @@ IGNORED_EVENTS = (
 )
 
 
+def build_event_handler(
+    on_event: Callable[[Any], None], on_card: Callable[[Any], P2CardActionTriggerResponse]
+) -> lark.EventDispatcherHandler:
+    """Returns the SDK dispatcher the long connection feeds: messages and card clicks to our callbacks."""
+    builder = lark.EventDispatcherHandler.builder("", "")
+    builder.register_p2_customized_event(MESSAGE_EVENT, on_event)
+    builder.register_p2_card_action_trigger(on_card)
+    # Schema 1.0 "message" events are handed on too, so the adapter can tell the operator.
+    builder.register_p1_customized_event("message", on_event)
+    for name in IGNORED_EVENTS:
+        builder.register_p2_customized_event(name, lambda _e: None)
+    return builder.build()
+
+
+def to_raw(event: Any) -> dict[str, Any]:
+    """Returns the event JSON an SDK event object carries (what the converter reads)."""
+    return json.loads(lark.JSON.marshal(event))
+
+
 class WsTransport:
     """Receives events over the long connection and hands each one to the bot's loop at once.
 
@@ -89,15 +108,10 @@ class WsTransport:
         previous, ws_client.loop = ws_client.loop, loop
         self._loop = loop
         try:
-            builder = lark.EventDispatcherHandler.builder("", "")
-            builder.register_p2_customized_event(MESSAGE_EVENT, self._on_event)
-            builder.register_p2_card_action_trigger(self._on_card)
-            for name in IGNORED_EVENTS:
-                builder.register_p2_customized_event(name, lambda _e: None)
             self._client = ws_client.Client(
                 self._app_id,
                 self._app_secret,
-                event_handler=builder.build(),
+                event_handler=build_event_handler(self._on_event, self._on_card),
                 domain=self._domain,
                 log_level=lark.LogLevel.WARNING,
             )
@@ -155,6 +169,10 @@ class WsTransport:
         return P2CardActionTriggerResponse({"toast": self._toast()})
 
     def _hand_off(self, event: Any) -> None:
-        raw = json.loads(lark.JSON.marshal(event))
         # Raises RuntimeError once the bot loop is closed: the SDK then acks 500 and Feishu re-pushes.
-        self._main.call_soon_threadsafe(self._deliver, raw)  # type: ignore[union-attr]
+        # The event becomes JSON on the bot's loop, not here: the SDK reads frames one by one and acks
+        # each when this returns, so work done here delays every later ack of a burst.
+        self._main.call_soon_threadsafe(self._deliver_event, event)  # type: ignore[union-attr]
+
+    def _deliver_event(self, event: Any) -> None:
+        self._deliver(to_raw(event))

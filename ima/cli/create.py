@@ -10,16 +10,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._cli_args import choose_model, clamp_max_wait, parse_overrides, resolve_path
-from ._cli_output import EXIT_OK, Console
-from ._cli_query import run_products
-from .aliases import normalize_model_id
-from .errors import ImaError, ImaUsageError
-from .models import (
+from ..aliases import normalize_model_id
+from ..errors import ImaError, ImaUsageError
+from ..models import (
     ESTIMATED_SECONDS,
     CreatedTask,
     ModelId,
-    Note,
     Product,
     ResolvedTask,
     Snapshot,
@@ -27,8 +23,12 @@ from .models import (
     TaskState,
     TaskType,
 )
-from .prefs import DEFAULT_PREFS_PATH, load_prefs, save_prefs, with_recent_use
-from .tasks import check_inputs
+from ..prefs import DEFAULT_PREFS_PATH, load_prefs, save_prefs, with_recent_use
+from ..tasks import check_inputs
+from .args import choose_model, clamp_max_wait, parse_overrides, resolve_path
+from .notes import note_text
+from .output import EXIT_OK, Console
+from .query import run_products
 
 
 class _CreateClient(Protocol):
@@ -91,15 +91,6 @@ def _attempt_reporter(
             console.info("attempt_retry", attempt=attempt, conditions=conditions or "-")
 
     return on_attempt
-
-
-def note_text(console: Console, note: Note) -> str:
-    """A client Note as one localised line (unknown keys are shown raw)."""
-    params = {k: ", ".join(map(str, v)) if isinstance(v, list | tuple) else v for k, v in note.params.items()}
-    try:
-        return console.text(f"note_{note.key}", **params)
-    except (KeyError, IndexError):
-        return f"{note.key}: {dict(note.params)}"
 
 
 async def run_create(

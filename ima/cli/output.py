@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import (
+from ..errors import (
     ImaApiError,
     ImaError,
     ImaTransportError,
@@ -18,7 +18,7 @@ from .errors import (
     TaskTimeout,
     UploadError,
 )
-from .logs import mask_known
+from ..logs import mask_known
 
 LANGUAGES = ("en", "zh")
 
@@ -43,7 +43,8 @@ exit codes:
   {EXIT_UNREACHABLE}    IMA could not be reached, or the create answer was lost (check your creation records
        before retrying, so you are not charged twice)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
-With --output-json the last stdout line is one JSON object: the result, or {{"error": {{"code", "message", "hint"}}}}.
+With --json (or --output-json) the last stdout line is one JSON object: the result, or
+{{"error": {{"code", "message", "hint"}}}} where "code" is always a string ("6009", "timeout", "usage").
 """
 
 INTERNAL_CODE = "internal"

@@ -13,13 +13,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import aiohttp
 
-from ._cli_args import DEFAULT_LOG_DIR, Connection, parse_args, resolve_connection, resolve_path
-from ._cli_create import run_create
-from ._cli_output import EXIT_OK, Console, exit_code_for
-from ._cli_query import run_products, run_status
-from .client import DEFAULT_BASE_URL, DEFAULT_UPLOAD_BASE_URL, ImaClient
-from .errors import ImaError, ImaUsageError
-from .logs import close_logging, mask_secret, quiet_logging, setup_logging
+from ..client import DEFAULT_BASE_URL, DEFAULT_UPLOAD_BASE_URL, ImaClient
+from ..errors import ImaError, ImaUsageError
+from ..logs import close_logging, mask_secret, quiet_logging, setup_logging
+from .args import DEFAULT_LOG_DIR, Connection, parse_args, resolve_connection, resolve_path
+from .create import run_create
+from .output import EXIT_OK, Console, exit_code_for
+from .query import run_products, run_status
 
 _Command = Callable[[argparse.Namespace, Console, ImaClient, logging.Logger], Awaitable[int]]
 
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     except ImaError as exc:
         return Console(json_mode="--output-json" in argv or "--json" in argv).fail(exc)
     if args.command == "emulator":
-        return _run_emulator(args, Console(getattr(args, "language", "en")))
+        return _run_emulator(args, Console(getattr(args, "language", "en"), json_mode=args.output_json))
     console = Console(args.language, json_mode=args.output_json)
     log_dir = resolve_path(args.log_dir, env, "IMA_LOG_DIR", DEFAULT_LOG_DIR)
     log = _open_log(log_dir, console, secrets=[k for k in (args.api_key, env.get("IMA_API_KEY")) if k])
@@ -103,7 +103,7 @@ def _open_log(log_dir: str, console: Console, *, secrets: list[str]) -> logging.
 
 
 def _run_emulator(args: argparse.Namespace, console: Console) -> int:
-    from .emulator import serve  # the emulator is optional at import time for every other command
+    from ..emulator import serve  # the emulator is optional at import time for every other command
 
     async def run() -> None:
         task = asyncio.current_task()

@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ._cli_output import EXIT_CODES_HELP, LANGUAGES
-from .errors import ImaUsageError
-from .models import API_KEY_URL, DEFAULT_MODEL, MAX_WAIT_S, POLL_INTERVAL_S, ModelId, TaskType
-from .prefs import DEFAULT_PREFS_PATH, get_preferred_model
+from ..errors import ImaUsageError
+from ..models import API_KEY_URL, DEFAULT_MODEL, MAX_WAIT_S, POLL_INTERVAL_S, ModelId, TaskType
+from ..prefs import DEFAULT_PREFS_PATH, get_preferred_model
+from .output import EXIT_CODES_HELP, LANGUAGES
 
 DEFAULT_LOG_DIR = "~/.openclaw/logs/ima_skills/"
 TASK_TYPES = [t.value for t in TaskType]
@@ -37,7 +37,18 @@ def _positive(text: str) -> float:
     return value
 
 
-def _common(*, json_flag: str = "--output-json") -> argparse.ArgumentParser:
+def _json_flags(parser: argparse.ArgumentParser) -> None:
+    """`--json` and its vendor spelling `--output-json`: the same switch on every subcommand."""
+    parser.add_argument(
+        "--json",
+        "--output-json",
+        dest="output_json",
+        action="store_true",
+        help="machine-readable stdout (the last line is one JSON object)",
+    )
+
+
+def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--api-key", help="IMA Open API key (starts with ima_); default: env IMA_API_KEY")
     common.add_argument("--base-url", help="API base URL; default: env IMA_BASE_URL, else production")
@@ -47,7 +58,7 @@ def _common(*, json_flag: str = "--output-json") -> argparse.ArgumentParser:
     )
     common.add_argument("--language", default="en", choices=LANGUAGES, help="product labels and messages")
     common.add_argument("--log-dir", help=f"log directory; default: env IMA_LOG_DIR, else {DEFAULT_LOG_DIR}")
-    common.add_argument(json_flag, dest="output_json", action="store_true", help="machine-readable stdout")
+    _json_flags(common)
     return common
 
 
@@ -98,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     products = sub.add_parser(
         "products",
-        parents=[_common(json_flag="--json")],
+        parents=[common],
         help="list models, options and credit rules",
         epilog=EXIT_CODES_HELP,
         formatter_class=fmt,
@@ -120,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, default=8787)
     emulator.add_argument("--speed", type=_positive, default=20.0, help="time scale (20 = 20x faster)")
     emulator.add_argument("--config", help="emulator config file")
+    _json_flags(emulator)
     return parser
 
 

@@ -7,9 +7,9 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from ._cli_output import EXIT_OK, Console
-from .aliases import match_model_id
-from .models import Product, Task, TaskType
+from ..aliases import match_model_id
+from ..models import Product, Task, TaskType
+from .output import EXIT_OK, Console
 
 
 class _QueryClient(Protocol):
