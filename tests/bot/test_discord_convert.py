@@ -188,3 +188,10 @@ def test_the_bots_role_counts_from_either_the_array_or_the_text() -> None:
     by_text = message_intent({**base, "content": "<@&77> a cat"}, bot_id="9", bot_role_ids=["77"])
     assert by_array is not None and by_text is not None and by_text.text == by_array.text == "a cat"
     assert message_intent({**base, "content": "<@&78> a cat", "mention_roles": ["78"]}, bot_id="9") is None
+
+
+@pytest.mark.parametrize(("kind", "accepted"), [(0, True), (19, True), (6, False), (7, False), (8, False)])
+def test_only_default_and_reply_messages_are_requests(kind: int, accepted: bool) -> None:
+    # A DM "user joined", "pinned a message" or boost notice (types 6, 7, 8) carries text but asks for nothing.
+    payload = {"id": "1", "type": kind, "channel_id": "5", "author": {"id": "7"}, "content": "a cat"}
+    assert (message_intent(payload, bot_id="9") is not None) is accepted
