@@ -423,7 +423,10 @@ class JobRunner:
             closed = notices.closed(self.texts, job, elapsed=elapsed)
         ref = await self.delivery.deliver(job, notice, closed=closed)
         if not ref:
-            return await self.outbox.failed(job)
+            # deliver() may have recorded how the final goes out (final_edit_tried, final_as_post): the
+            # outbox's record must be written on top of that, not over it from this older copy.
+            stored = await self.durable(lambda: self.store.get_job(job.id))
+            return await self.outbox.failed(stored or job)
         fields = {"result_ref": ref}
         if in_place and ref != job.notice_ref:  # the card was replaced by a new one
             fields["notice_ref"] = ref

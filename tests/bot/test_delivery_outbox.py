@@ -62,19 +62,21 @@ async def test_a_final_refused_in_place_and_as_a_post_stays_in_the_outbox_until_
     async with rig.app() as app:
         never_give_up(app)
         await rig.fake.push_event(event)
-        await job_where(rig, app, lambda j: j.state is JobState.RUNNING and j.notice_ref)
+        running = await job_where(rig, app, lambda j: j.state is JobState.RUNNING and j.notice_ref)
         refuse_everything(rig)
         failing = await job_where(
             rig, app, lambda j: j.finished and j.extra.get("outbox", {}).get("attempts", 0) >= 2
         )
+        # The first in-place edit was refused, so from then on the final goes out as a new message.
+        assert failing.extra.get("final_edit_tried") and failing.extra.get("final_as_post")
         # Not delivered: the store says so, and no card shows the result.
         assert failing.state is JobState.SUCCEEDED and failing.result_ref == ""
         assert showing(rig, success) == []
         rig.fake.clear_faults()
         done = await job_where(rig, app, lambda j: j.result_ref)
-    # Exactly one visible final, and it is the message the job records.
+    # Exactly one visible final, and it is the message the job records: a new post, not the old card.
     assert showing(rig, success) == [done.result_ref]
-    assert done.notice_ref == done.result_ref
+    assert done.notice_ref == done.result_ref != running.notice_ref
     (card,) = [m for m in rig.fake.bot_messages("interactive") if m.message_id == done.result_ref]
     assert TEXTS("success.video", "en", url=done.result_url) in texts(card.card)
 

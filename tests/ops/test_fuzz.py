@@ -280,6 +280,9 @@ class _Errors(logging.Handler):
 @dataclass
 class Hook:
     post: Any  # async (bytes) -> (status, body text)
+    # False: no body posted may become a job. True: a body whose odd field the webhook may ignore (no token
+    # is configured, so a wrong `token` is not checked) can be a real request and become a job.
+    may_make_jobs: bool = False
 
 
 @pytest.fixture
@@ -295,16 +298,19 @@ async def open_webhook(tmp_path: Path) -> AsyncIterator[Hook]:
                 async with r.http.post(r.url + "/feishu/events", data=body) as resp:
                     return resp.status, await resp.text()
 
-            yield Hook(post)
+            hook = Hook(post)
+            yield hook
             sentinel = fake.register(text_event("/video 5s the one real request", mention_bot=BOT_OPEN_ID))
             assert (await poster.post(sentinel)).status == 200
 
             async def jobs() -> list[Any]:
                 assert r.app.store is not None
-                return await r.app.store.recent_jobs("feishu:ou_user0001", limit=10)
+                made = await r.app.store.recent_jobs("feishu:ou_user0001", limit=500)
+                return made if any(j.spec.prompt == "the one real request" for j in made) else []
 
             made = await r.wait_for(jobs)
-            assert [j.spec.prompt for j in made] == ["the one real request"]
+            if not hook.may_make_jobs:
+                assert [j.spec.prompt for j in made] == ["the one real request"]
             assert r.app.dispatcher.deduplicated == 0
     finally:
         logging.getLogger().removeHandler(errors)
@@ -398,6 +404,7 @@ async def test_webhook_deep_nesting_gets_a_4xx(open_webhook: Hook, depth: int, k
 async def test_webhook_envelope_fields_of_any_type_and_unencodable_text_never_fail(
     open_webhook: Hook, field: str, value: Any, text: str
 ) -> None:
+    open_webhook.may_make_jobs = True  # e.g. a string `token`, unchecked without one configured
     event = text_event(text, mention_bot=BOT_OPEN_ID)
     event[field] = value
     # ASCII-escaped JSON: a lone surrogate travels as "\ud800", which json.loads accepts.
