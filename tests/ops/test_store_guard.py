@@ -59,28 +59,10 @@ async def test_a_second_imabot_process_exits_non_zero_with_a_clear_message(tmp_p
         async with bot_process(config, transcript) as first:
             await first.say("/jobs")  # its answer proves the first bot is up (and holds the lock)
             await first.read_until(lambda lines: any("[bot]" in ln for ln in lines), within=120)
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "console",
-                "--config",
-                str(config),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=str(ROOT),
-            )
-            try:
-                _, err = await asyncio.wait_for(proc.communicate(), 120)
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+            code, text = await _start_console(config)
             holder = json.loads((tmp_path / "jobs.sqlite3.lock").read_text())
             assert first.returncode is None  # untouched
-        text = err.decode()
-        assert proc.returncode == 3, text
+        assert code == 3, text
         assert "Traceback" not in text
         assert f"pid {holder['pid']} on {holder['host']}" in text
         assert holder["pid"] == first.proc.pid
