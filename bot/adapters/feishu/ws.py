@@ -75,6 +75,7 @@ class WsTransport:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._shutdown_task: asyncio.Task[None] | None = None
+        self._closing = False  # set on the client thread once _run winds down
 
     @property
     def connected(self) -> bool:
@@ -121,9 +122,12 @@ class WsTransport:
             if not self._stopping and self._main is not None:
                 self._report(exc)
         finally:
-            if self._shutdown_task is not None:  # let it close the socket before the rest is cancelled
-                loop.run_until_complete(asyncio.gather(self._shutdown_task, return_exceptions=True))
-            for _ in range(5):  # a late stop() may still add a task while the first ones wind down
+            # From here on a late stop() adds no task (one created while the loop winds down would be
+            # destroyed pending); the shutdown runs here instead, closing the socket before the rest.
+            self._closing = True
+            closing = self._shutdown_task or loop.create_task(self._shutdown())
+            loop.run_until_complete(asyncio.gather(closing, return_exceptions=True))
+            for _ in range(5):  # SDK tasks may still spawn others while the first ones wind down
                 pending = asyncio.all_tasks(loop)
                 for task in pending:
                     task.cancel()
@@ -142,6 +146,8 @@ class WsTransport:
 
     def _begin_shutdown(self) -> None:
         assert self._loop is not None
+        if self._closing or self._shutdown_task is not None:
+            return
         self._shutdown_task = self._loop.create_task(self._shutdown())
 
     async def _shutdown(self) -> None:
