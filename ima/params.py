@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from . import catalog, combos, explain
@@ -135,7 +137,44 @@ def _apply_virtual(
             _put(out, target, mapped)
 
 
+# Recent answers of resolve(), oldest first (evicted first): the same request is resolved at admission (the pre-notice)
+# and again at create, and bursts repeat a few combinations. Keyed by the product object's identity (the
+# entry keeps it alive, so the id cannot be reused while the entry exists) and the frozen inputs.
+MEMO_SIZE = 256
+_memo: OrderedDict[tuple[Any, ...], tuple[Product, ResolvedTask]] = OrderedDict()
+
+
+def _frozen(layer: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    # repr keeps 10 and "10", True and "true" apart, as resolution does
+    return tuple(sorted((str(k), repr(v)) for k, v in (layer or {}).items()))
+
+
 def resolve(
+    product: Product,
+    task_type: TaskType,
+    said: Mapping[str, Any],
+    *,
+    preferred: Mapping[str, Any] | None = None,
+    pinned: Mapping[str, Any] | None = None,
+    exclude_rules: Iterable[int] = (),
+) -> ResolvedTask:
+    """The same as `resolve_fresh`, answered from a small memo when the same product object gets the same
+    inputs again (each answer carries its own copy of the params)."""
+    excluded = tuple(sorted(set(exclude_rules)))
+    key = (id(product), str(task_type), _frozen(said), _frozen(preferred), _frozen(pinned), excluded)
+    hit = _memo.get(key)
+    if hit is not None:
+        return replace(hit[1], params=dict(hit[1].params))
+    resolved = resolve_fresh(
+        product, task_type, said, preferred=preferred, pinned=pinned, exclude_rules=excluded
+    )
+    _memo[key] = (product, resolved)
+    if len(_memo) > MEMO_SIZE:
+        _memo.popitem(last=False)
+    return replace(resolved, params=dict(resolved.params))
+
+
+def resolve_fresh(
     product: Product,
     task_type: TaskType,
     said: Mapping[str, Any],
