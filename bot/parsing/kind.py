@@ -110,8 +110,7 @@ def build_intake(raw: Any) -> tuple[IntakeWords | None, list[str]]:
             problems.append(f"generate: {w!r} is also a command word")
     keys = raw.get("setting_keys") or {}
     if not isinstance(keys, Mapping) or not keys:
-        problems.append("setting_keys: must map typed names to fields")
-        keys = {}
+        problems.append("setting_keys: must map typed names to fields")  # (keys are read only when valid)
     patterns = raw.get("chatter") or []
     if not isinstance(patterns, list) or not patterns:
         problems.append("chatter: must be a non-empty list of regexes")

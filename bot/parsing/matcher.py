@@ -14,6 +14,11 @@ from .values import convert
 
 _WINDOW = 32  # how far back a frame or glue word may start
 _WS = re.compile(r"\s*")
+# A long message is searched for parameters only near its ends: people say settings before or after a long
+# description, and searching all of it would make the cost grow with its length (bench/hostile_parse.py).
+LONG_TEXT = 800
+EDGE = 400  # characters searched at each end of a long message
+MAX_REPEATS = 8  # on a long message, matches of one rule kept at each end of a window ("10秒 10秒 …" floods)
 
 
 _WIDE = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: ord(" ")}
@@ -37,12 +42,13 @@ def fold(text: str) -> str:
 
 
 def script(ch: str) -> str:
-    """The script class of a character: latin (ASCII letters, digits), cjk, space, or other (punctuation, emoji)."""
+    """The script class of a character: latin (ASCII letters, digits), cjk, or other (spaces, punctuation,
+    emoji). Callers skip spaces before they ask, so spaces need no class of their own."""
     if ch.isascii() and ch.isalnum():
         return "latin"
     if "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff":
         return "cjk"
-    return "space" if ch.isspace() else "other"
+    return "other"
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,12 @@ def prefix_spans(tables: Tables, norm: str) -> list[tuple[int, int]]:
     return sorted(spans)
 
 
+def windows(norm: str) -> tuple[tuple[int, int], ...]:
+    """Where parameters are looked for: the whole text, or the first and last EDGE characters of a long one."""
+    n = len(norm)
+    return ((0, n),) if n <= LONG_TEXT else ((0, EDGE), (n - EDGE, n))
+
+
 def candidates(
     tables: Tables,
     norm: str,
@@ -124,30 +136,48 @@ def candidates(
     *,
     explicit_roles: bool = False,
 ) -> list[Match]:
-    """Every match of every rule of the given fields, with its frames, minus denied contexts; with
-    explicit_roles, only the role phrases that plainly speak of an image (no image came)."""
+    """Every match of every rule of the given fields within windows(norm), with its frames, minus denied
+    contexts; with explicit_roles, only the role phrases that plainly speak of an image (no image came)."""
     taken = Spans.of(blocked)
     out: list[Match] = []
+    spans = windows(norm)
+    # "\0" joins the windows: no hint holds it, so a hint is found only inside a window.
+    hay = "\0".join(norm[lo:hi] for lo, hi in spans)
     for field in fields:
         fr = tables.fields[field]
         for rule in fr.rules:
-            if rule.hints and not any(h in norm for h in rule.hints):
+            if rule.hints and not any(h in hay for h in rule.hints):
                 continue  # cheaper than the regex search it spares
             if explicit_roles and field == "role" and not rule.explicit:
                 continue
-            for m in rule.regex.finditer(norm):
-                cs, ce = m.span()
-                if ce == cs or taken.overlaps(cs, ce):
-                    continue
-                if fr.deny_before and fr.deny_before.search(norm, max(0, cs - _WINDOW), cs):
-                    continue
-                if fr.deny_after and fr.deny_after.match(norm, ce):
-                    continue
-                values = convert(rule, m, tables.numbers)
-                if values is None:
-                    continue
-                c = _framed(fr, norm, taken, Match(field, cs, ce, cs, ce, values, rule))
-                out.append(_negated(tables, norm, taken, c) if field != "role" else c)
+            for lo, hi in spans:
+                out += _found(tables, fr, rule, norm, taken, lo, hi)
+    return out
+
+
+def _found(t: Tables, fr: FieldRules, rule: Rule, norm: str, taken: Spans, lo: int, hi: int) -> list[Match]:
+    """The rule's matches between lo and hi, framed (and negated) where the field says so."""
+    out: list[Match] = []
+    found = list(rule.regex.finditer(norm, lo, hi))
+    if len(norm) > LONG_TEXT and len(found) > 2 * MAX_REPEATS:  # the first and last said count
+        found = found[:MAX_REPEATS] + found[-MAX_REPEATS:]
+    for m in found:
+        cs, ce = m.span()
+        # A match ending at a window's inner edge may be the first half of a longer word ("portrait|s").
+        if ce == cs or (ce == hi < len(norm)) or taken.overlaps(cs, ce):
+            continue
+        if fr.deny_before and fr.deny_before.search(norm, max(0, cs - _WINDOW), cs):
+            continue
+        if fr.deny_after and fr.deny_after.match(norm, ce):
+            continue
+        values = convert(rule, m, t.numbers)
+        if values is None:
+            continue
+        out.append(
+            _negated(
+                t, norm, taken, _framed(fr, norm, taken, Match(rule.field, cs, ce, cs, ce, values, rule))
+            )
+        )
     return out
 
 
@@ -180,9 +210,9 @@ def _framed(fr: FieldRules, norm: str, taken: Spans, c: Match) -> Match:
 
 
 def _negated(t: Tables, norm: str, taken: Spans, c: Match) -> Match:
-    """A parameter said in the negative ("不要竖屏", "not vertical") is cut out but sets nothing."""
+    """A parameter said in the negative ("不要竖屏", "not vertical", "不要参考图") is cut out but sets nothing."""
     for end in (c.start, c.core_start):  # "不要" may overlap a frame ("要" of "要竖屏")
         n = t.negation.search(norm, max(0, end - 12), end)
         if n is not None and n.end() > n.start() and not taken.overlaps(n.start(), end):
-            return replace(c, start=min(n.start(), c.start), values={"_negated": True}, framed_before=True)
+            return replace(c, start=min(n.start(), c.start), values={}, framed_before=True)  # says nothing
     return c

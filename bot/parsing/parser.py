@@ -178,7 +178,7 @@ def _resolve(field: str, chosen: list[Match], text: str, notes: list[Note]) -> t
 
 def _role_kind(chosen: list[Match], text: str, notes: list[Note]) -> tuple[str | None, str, bool]:
     """("reference" | "frames" | None, the words that decided it, whether the frames are swapped)."""
-    said = [c for c in chosen if c.field == "role"]
+    said = [c for c in chosen if "role" in c.values]  # a role said in the negative says nothing
     said = [c for c in said if not c.rule.vague] or said
     if not said:
         return None, "", False
@@ -214,7 +214,7 @@ def _task(
             notes.append(Note("note.frames_too_many", {"count": images, "phrase": said}))
         return TaskType.REFERENCE_IMAGE_TO_VIDEO, ("reference",) * images
     if images == 1:
-        ends = [c for c in chosen if c.field == "role" and c.values["role"] in ("last", "first_last")]
+        ends = [c for c in chosen if c.values.get("role") in ("last", "first_last")]
         if kind == "frames" and ends:
             notes.append(Note("note.last_frame_single", {"phrase": _surface(text, ends[-1])}))
         return TaskType.IMAGE_TO_VIDEO, ("first",)

@@ -10,7 +10,7 @@ from .matcher import Match, Spans, script
 from .tables import Tables
 
 _INDEFINITE = re.compile(r"(?<![a-z0-9])(?:a|an)\s+\Z")
-_POLITE = re.compile(r"(?:please|pls|plz|thx|thanks|谢谢|麻烦了)(?![a-z])\s*[,，;；.。!！:：]")
+_POLITE = re.compile(r"(?:please|pls|plz|thx|thanks|谢谢|麻烦了)(?![a-z])\s*(?:[,，;；.。!！:：)）\]】]|\Z)")
 _AND = re.compile(r"(?:and|plus|&|\+|和|并且|并)\s*")
 _ARTICLE_AHEAD = re.compile(r"\s+(?:a|an|the|some|my|our|one|two|three)\s")
 _ARTICLE = re.compile(r"(?<![a-z0-9])(?:a|an|the|this|that|his|her|my|your|our|their|its|of)\s*\Z")

@@ -56,10 +56,12 @@ def _strip_head(t: Tables, piece: str) -> tuple[str, str]:
     return piece[m.end() :], _first_punct(piece[: m.end()])
 
 
-def _joiner(left: str, punct: str, right: str) -> str:
+def _joiner(left: str, punct: str, right: str, spaced: bool) -> str:
+    """What joins two pieces: the punctuation cut between them, else nothing between Chinese characters
+    unless the sender spaced both sides of the cut ("奶茶广告 竖屏 产品特写": a list of keywords), else a space."""
     if punct:
         return punct + ("" if not punct.isascii() else " ")
-    if script(left[-1]) == "cjk" and script(right[0]) == "cjk":
+    if script(left[-1]) == "cjk" and script(right[0]) == "cjk" and not spaced:
         return ""
     return " "
 
@@ -74,6 +76,7 @@ def _cut(t: Tables, text: str, spans: list[tuple[int, int]]) -> str:
     acc, pending = _strip_tail(t, pieces[0])
     if not acc.strip():
         acc, pending = "", ""
+    space_before = pieces[0][-1:].isspace()  # whether the text just before the current cut is a space
     for i, piece in enumerate(pieces[1:], start=1):
         body, head_punct = _strip_head(t, piece)
         tail_punct = ""
@@ -82,11 +85,25 @@ def _cut(t: Tables, text: str, spans: list[tuple[int, int]]) -> str:
         if not body.strip():
             pending = pending or head_punct
             continue
-        acc = body if not acc else acc + _joiner(acc, pending or head_punct, body) + body
+        spaced = space_before and piece[:1].isspace()
+        acc = body if not acc else acc + _joiner(acc, pending or head_punct, body, spaced) + body
         pending = tail_punct
+        space_before = piece[-1:].isspace()
     if acc and pending and pending[0] in _TERMINATORS:
         acc += pending
     return acc
+
+
+def _unwrap(t: Tables, s: str, folded: str, *, tailed: bool) -> tuple[str, str]:
+    """s without the whole-prompt frames around its body (and its tail, for wrappers that have one)."""
+    for rx in t.wrappers:
+        if ("tail" in rx.groupindex) != tailed:
+            continue
+        m = rx.fullmatch(folded)
+        if m is not None and m.group("body").strip():
+            s = s[m.start("body") : m.end("body")] + (s[m.start("tail") : m.end("tail")] if tailed else "")
+            folded = fold(s)
+    return s, folded
 
 
 def _tidy(t: Tables, s: str) -> str:
@@ -96,16 +113,15 @@ def _tidy(t: Tables, s: str) -> str:
         s = _EMPTY_BRACKETS.sub(" ", s)
         s = _SPACE_BEFORE_PUNCT.sub(r"\1", s)
         folded = fold(s)
+        # A wrapper with a tail carries its own request words ("做一个X的视频，要搞笑一点"): it goes before
+        # the preambles would take those words away; body and tail stay.
+        s, folded = _unwrap(t, s, folded, tailed=True)
         for rx in t.preambles:
             m = rx.match(folded)
             if m is not None and m.end():
                 s = s[m.end() :]
                 folded = fold(s)
-        for rx in t.wrappers:
-            m = rx.fullmatch(folded)
-            if m is not None and m.group("body").strip():
-                s = s[m.start("body") : m.end("body")]
-                folded = fold(s)
+        s, folded = _unwrap(t, s, folded, tailed=False)
         for _ in range(4):
             m = t.closers.search(fold(s), max(0, len(s) - _TAIL_WINDOW))
             if m is None:

@@ -6,11 +6,11 @@ import re
 
 from rapidfuzz import fuzz, process
 
-from .matcher import Match, framed
+from .matcher import Match, framed, windows
 from .tables import Tables
 
 _WORD = re.compile(r"(?<![a-z0-9])[a-z]{3,20}(?![a-z0-9])")
-MAX_WORDS = 64  # latin words looked at per message (a real message has far fewer unknown ones)
+MAX_WORDS = 64  # latin words looked at per message, half at each end (a real message has far fewer)
 
 
 def typo_candidates(
@@ -25,9 +25,10 @@ def typo_candidates(
         covered[s:e] = b"\x01" * (e - s)
     words = list(tables.typos)
     out: list[Match] = []
-    for i, m in enumerate(_WORD.finditer(norm)):
-        if i >= MAX_WORDS:
-            break
+    seen = [m for lo, hi in windows(norm) for m in _WORD.finditer(norm, lo, hi)]
+    if len(seen) > MAX_WORDS:  # settings come first or last: keep the words at both ends
+        seen = seen[: MAX_WORDS // 2] + seen[-(MAX_WORDS // 2) :]
+    for m in seen:
         word, (s, e) = m.group(), m.span()
         if len(word) < tables.typo_min_length or word in tables.typos or any(covered[s:e]):
             continue

@@ -5,6 +5,7 @@ non-requests, look-alike content)."""
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +30,25 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]{3,}")
 
 
-def load_corpus() -> list[tuple[str, int, dict[str, Any]]]:
-    """(file, index, case) for every case, the project's first corpus first."""
+# The C loader when it is built: the corpus loads ten times faster.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@cache
+def load_corpus() -> tuple[tuple[str, int, dict[str, Any]], ...]:
+    """(file, index, case) for every case, the project's first corpus first. Read once per run."""
     files = [DATA / "phrasings.yaml", *sorted((DATA / "corpus").glob("*.yaml"))]
-    return [
-        (f.name, i, c) for f in files for i, c in enumerate(yaml.safe_load(f.read_text(encoding="utf-8")))
-    ]
+    return tuple(
+        (f.name, i, c)
+        for f in files
+        for i, c in enumerate(yaml.load(f.read_text(encoding="utf-8"), Loader=_LOADER))
+    )
 
 
 def _actual(text: str, images: int, options: dict[str, str]) -> dict[str, Any]:
     d = decide(text, images, options=options)
-    r: ParsedRequest = parse(text, images, options=options)
+    # The decision's own reading when it made one (the same call: half the work on 1,800 cases).
+    r: ParsedRequest = d.parsed if d.parsed is not None else parse(text, images, options=options)
     return {
         "kind": d.kind.value + (f":{d.command}" if d.command else ""),
         "task_type": r.task_type.value,
@@ -94,7 +103,7 @@ def test_the_corpus_is_big_varied_and_holds_the_hard_classes() -> None:
     texts = [c["text"] for c in cases]
     assert len(set(texts)) >= len(texts) - 40, "mostly distinct phrasings"
     share = {lang: sum(_language(t) == lang for t in texts) / len(texts) for lang in ("zh", "en", "mixed")}
-    assert share["zh"] >= 0.5 and share["en"] >= 0.25 and share["mixed"] >= 0.05, share
+    assert share["zh"] >= 0.58 and share["en"] >= 0.25 and share["mixed"] >= 0.05, share  # ≈ 60 / 30 / 10
     non_requests = [c for c in cases if c["expect"].get("kind", "request") not in ("request", "confirm")]
     assert len(non_requests) >= 150
     lookalikes = [c for f, _, c in load_corpus() if "lookalikes" in f]

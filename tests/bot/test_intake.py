@@ -54,6 +54,10 @@ NON_REQUESTS = [
     "取消",
     "jbos",
     "/帮助",
+    "笑死",
+    "谢谢大佬🙏",
+    "这个怎么收费",
+    "@_user_1 在吗",
 ]
 
 
@@ -235,3 +239,41 @@ async def test_drafts_do_not_count_against_the_pending_limit(tmp_path: Path) -> 
         assert sorted(j.state.value for j in jobs) == ["draft", "draft", "queued"]
         (real,) = [j for j in jobs if j.state is not JobState.DRAFT]
         await p.wait_finished(real.id, within=60)
+
+
+async def test_the_thin_prompt_bar_is_the_configs_jobs_min_prompt_chars(tmp_path: Path) -> None:
+    """The same messages through the real App: the default bar asks about "猫" only; at 0 nothing is asked;
+    at 12 "小狗在跑" (8: a Chinese character counts as two) is asked about too."""
+    said = ("猫", "小狗在跑")
+
+    async def states(jobs: dict[str, int]) -> dict[str, str]:
+        async with rig.app(jobs=jobs) as app:
+            events = [text_event(t, chat_type="p2p", chat_id=P2P) for t in said]
+            for e in events:
+                await rig.fake.push_event(e)
+            ids = {e["event"]["message"]["message_id"] for e in events}
+            await rig.fake.wait_until(
+                lambda: ids <= {m.parent_id for m in rig.fake.bot_messages()}, within=60
+            )
+            assert app.store is not None
+            jobs_now = await app.store.recent_jobs(f"feishu:{USER}", limit=100)
+            new = [j for j in jobs_now if j.id not in seen]
+            seen.update(j.id for j in new)
+            return {j.spec.prompt: "draft" if j.state is JobState.DRAFT else "job" for j in new}
+
+    seen: set[str] = set()
+    async with open_rig(tmp_path) as rig:
+        assert await states({}) == {"猫": "draft", "小狗在跑": "job"}
+        assert await states({"min_prompt_chars": 0}) == {"猫": "job", "小狗在跑": "job"}
+        assert await states({"min_prompt_chars": 12}) == {"猫": "draft", "小狗在跑": "draft"}
+
+
+@pytest.mark.parametrize("bad", [-1, 201, 2.5, "four", True])
+def test_jobs_min_prompt_chars_is_checked_when_the_config_loads(bad: object) -> None:
+    from bot.config import ConfigError, parse_config
+
+    assert parse_config({"jobs": {"min_prompt_chars": 0}}).jobs.min_prompt_chars == 0
+    assert parse_config({"jobs": {"min_prompt_chars": 200}}).jobs.min_prompt_chars == 200
+    assert parse_config({}).jobs.min_prompt_chars == 4
+    with pytest.raises(ConfigError, match=r"jobs\.min_prompt_chars"):
+        parse_config({"jobs": {"min_prompt_chars": bad}})

@@ -167,6 +167,8 @@ def test_fold_keeps_positions() -> None:
         ("二十", 20),
         ("二十五", 25),
         ("一百零五", 105),
+        ("一百〇五", 105),  # 〇 is how a zero is often written
+        ("〇", 0),
         ("五五", None),
         ("十百", None),
         ("", None),
@@ -334,9 +336,12 @@ def test_slips_in_parameter_words_are_read_where_they_cannot_be_content() -> Non
     assert parse("a cat, sqre").aspect_ratio is None  # four letters: too short to guess
     assert parse("a cat, squre").aspect_ratio == "1:1"  # five letters: read
     assert parse("@landscpae a cat").aspect_ratio is None  # a mention is never a slip
-    fillers = " ".join(["kitten"] * 63)
-    assert parse(f"{fillers}, landscpae").aspect_ratio == "16:9"  # the 64th word is still looked at
-    assert parse(f"{fillers} kitten, landscpae").aspect_ratio is None  # past the bound: not looked at
+    assert parse("kitten " * 5 + ", landscpae, " + "kitten " * 5).aspect_ratio == "16:9"
+    # Past 64 words, the first and the last 32 are looked at: settings come first or last.
+    assert parse("kitten " * 31 + ", landscpae, " + "kitten " * 40).aspect_ratio == "16:9"
+    assert parse("kitten " * 40 + ", landscpae, " + "kitten " * 31).aspect_ratio == "16:9"
+    assert parse("kitten " * 32 + ", landscpae, " + "kitten " * 40).aspect_ratio is None
+    assert parse("kitten " * 40 + ", landscpae, " + "kitten " * 32).aspect_ratio is None
 
 
 def test_removed_lists_the_cut_words_once_in_order() -> None:
@@ -402,3 +407,331 @@ def test_the_cut_is_exactly_max_text() -> None:
     filler = "a" * (MAX_TEXT - 4)
     assert parse(filler + " 10s").duration == 10  # the last character is the MAX_TEXT-th: read
     assert parse(filler + "a 10s").duration is None  # one more: the "s" is cut off
+
+
+# -- long messages: parameters are looked for near the ends only, so the work stays bounded ----------------
+
+_SCENE = "a quiet village street in the rain with lanterns swinging in the wind " * 20  # 1,400 characters
+
+
+def test_a_long_message_takes_its_settings_from_its_ends_only() -> None:
+    """People put settings before or after a long description; inside it, "16:9 1080p" is part of the text."""
+    r = parse("竖屏 " + _SCENE + "16:9 1080p in the middle " + _SCENE + " 10s")
+    assert (r.aspect_ratio, r.duration, r.resolution) == ("9:16", 10, None)
+    assert "16:9 1080p in the middle" in r.prompt and r.prompt.startswith("a quiet village")
+    # 1,000 characters or fewer: all of it is read.
+    short = parse("竖屏 " + _SCENE[:700] + " 16:9 1080p in the middle 10s")
+    assert short.resolution == "1080P"
+
+
+def test_a_word_cut_by_the_edge_of_the_searched_head_is_not_misread() -> None:
+    """A word straddling the edge of the searched head ("4kids") is not "4k" followed by more text."""
+    from bot.parsing.matcher import EDGE
+
+    text = "x" * (EDGE - 3) + " 4kids party with balloons " + "y " * 400
+    assert text.index("4kids") + 2 == EDGE and len(text) > 1000
+    r = parse(text)
+    assert r.resolution is None and "4kids party" in r.prompt
+
+
+def test_after_a_flood_of_repeats_the_last_one_said_still_wins() -> None:
+    r = parse("竖屏 " * 30 + "一只猫在跑 横屏")  # a short message: every repeat is cut
+    assert r.aspect_ratio == "16:9" and r.prompt == "一只猫在跑"
+    r = parse("10秒 " * 300 + "一只猫在跑 5秒")  # a long one: the last said still wins
+    assert r.duration == 5 and r.prompt.endswith("一只猫在跑")
+    r = parse("一只猫在跑 5秒 " + "10秒 " * 300)
+    assert r.duration == 10 and r.prompt.startswith("一只猫在跑")
+
+
+def test_a_typo_is_looked_for_at_both_ends_of_a_long_message() -> None:
+    """More than 64 latin words: the slips at either end are still found."""
+    for text in (_SCENE + ", 10s, potrait", "potrait 10s " + _SCENE, _SCENE[:700] + ", 10s, potrait"):
+        r = parse(text)
+        assert (r.aspect_ratio, r.duration) == ("9:16", 10), text[:30]
+        assert [n.key for n in r.notes] == ["note.typo"] and "potrait" not in r.prompt
+
+
+# -- known misreads, by class ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt"),
+    [
+        (
+            "can u do a cinematic shot of a wolf howling at the moon",
+            "a cinematic shot of a wolf howling at the moon",
+        ),
+        ("could you make a cat surfing a wave", "a cat surfing a wave"),
+        ("would you please create two foxes in the snow", "two foxes in the snow"),
+        ("i want a video of a cat surfing", "a cat surfing"),
+        ("i wanna see a dragon over a castle", "a dragon over a castle"),
+        ("I’d like a video of a sunrise over the sea", "a sunrise over the sea"),
+        ("i'd love to see a whale breaching, 10s", "a whale breaching"),
+        ("gimme a dragon flying over a castle", "a dragon flying over a castle"),
+        ("make me a dragon flying over a castle", "a dragon flying over a castle"),
+        ("pls make a robot dancing in the rain", "a robot dancing in the rain"),
+        ("can i get a video of a rocket launch", "a rocket launch"),
+        ("show me a fox in the snow", "a fox in the snow"),
+        ("lemme see a whale jumping", "a whale jumping"),
+        ("hey can you animate a dragon breathing fire", "a dragon breathing fire"),
+        ("need a vid of a sunset timelapse over the ocean", "a sunset timelapse over the ocean"),
+        ("i need this for tiktok: a girl doing a dance challenge", "a girl doing a dance challenge"),
+        ("can you make the video vertical? a boy flying a kite", "a boy flying a kite"),
+        ("short clip: a boy flying a kite", "a boy flying a kite"),
+        ("a boy flying a kite, like kling would do", "a boy flying a kite"),
+        ("thanks! now a boy flying a kite", "a boy flying a kite"),
+        ("ok now do a boy flying a kite", "a boy flying a kite"),
+        ("make a cat surfing video", "a cat surfing"),  # the wrapper, not the opener, takes this one
+        ("make it rain on a city street", "make it rain on a city street"),  # no article: "make" is content
+    ],
+)
+def test_english_openers_are_not_left_in_the_prompt(text: str, prompt: str) -> None:
+    assert parse(text).prompt == prompt
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "她在横屏玩游戏",
+        "他用横屏看电影，吃着爆米花",
+        "小孩拿着竖屏手机自拍",
+        "一个男生躺在床上竖屏刷抖音",
+        "女孩横屏追剧，边看边哭",
+        "主播正在竖屏直播",
+    ],
+)
+def test_a_screen_in_the_scene_is_content_not_an_aspect_ratio(text: str) -> None:
+    """横屏/竖屏 as the screen someone uses in the story (在/拿着 before it, 玩/看电影/手机 after it)."""
+    r = parse(text)
+    assert (r.aspect_ratio, r.prompt, r.removed) == (None, text, ())
+
+
+def test_the_same_words_still_set_the_aspect_ratio_when_they_ask_for_it() -> None:
+    assert parse("横屏 她在玩游戏").aspect_ratio == "16:9"
+    assert parse("她在玩游戏，竖屏").aspect_ratio == "9:16"
+    assert parse("用横屏 一只猫在跑").aspect_ratio == "16:9"
+    assert parse("海边的灯塔，要发抖音的").aspect_ratio == "9:16"
+    assert parse("海边的灯塔，方形的就行").aspect_ratio == "1:1"
+
+
+def test_a_word_that_ends_in_yong_is_not_the_frame_of_the_next_parameter() -> None:
+    """The 用 of "急用" (a wish for speed of its own) is not "use" framing 快点出."""
+    r = parse("海边的灯塔 急用 快点出")
+    assert (r.prompt, r.model_id) == ("海边的灯塔", ModelId.FAST)
+
+
+def test_keywords_spaced_around_a_cut_stay_spaced() -> None:
+    assert parse("奶茶广告 竖屏 产品特写 镜头旋转").prompt == "奶茶广告 产品特写 镜头旋转"
+    assert parse("奶茶广告竖屏产品特写").prompt == "奶茶广告产品特写"  # not spaced: joined as written
+    assert parse("一只猫 竖屏在跑").prompt == "一只猫在跑"  # a space on one side only: one sentence
+    assert parse("一只猫竖屏 在跑").prompt == "一只猫在跑"
+    # Each cut is judged by its own sides.
+    assert parse("奶茶广告 竖屏 产品特写10秒 镜头旋转").prompt == "奶茶广告 产品特写镜头旋转"
+    assert parse("奶茶广告竖屏 产品特写 10秒 镜头旋转").prompt == "奶茶广告产品特写 镜头旋转"
+
+
+# -- mutants the corpus did not notice (second round) -------------------------------------------------------
+
+
+def test_a_trailing_newline_does_not_hide_a_setting_at_the_start() -> None:
+    """Chat clients often send a trailing newline or space; the start of the text is still its start."""
+    for text in ("vertical, a cat dancing\n", "vertical, a cat dancing ", "vertical, a cat dancing"):
+        assert parse(text).aspect_ratio == "9:16", repr(text)
+
+
+def test_only_full_width_ascii_is_folded() -> None:
+    """U+FF01…U+FF5E map to ASCII; the full-width white parentheses just after them are not ASCII."""
+    assert fold("！～") == "!~"
+    assert fold("｟竖屏｠") == "｟竖屏｠"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a phone screen showing a message",
+        "his phone screen cracks as he falls",
+        "a 5 second rule joke with a cookie",
+        "a 3-second delay before the explosion",
+        "高清的老照片慢慢变成彩色",
+        "爷爷看报纸，标题是高质量发展",
+        "倒计时5秒，火箭点火升空",
+        "一辆跑车在赛道上极速狂飙",
+    ],
+)
+def test_parameter_words_that_name_things_in_the_story_stay_content(text: str) -> None:
+    r = parse(text)
+    assert r.prompt == text and r.removed == ()
+    assert (r.aspect_ratio, r.duration, r.resolution, r.model_id) == (None, None, None, None)
+
+
+def test_the_same_words_said_as_settings_still_count() -> None:
+    assert parse("a cat, phone screen").aspect_ratio == "9:16"
+    assert parse("a 10 second video of a cat").duration == 10
+    assert parse("老照片慢慢变成彩色，高清的").resolution == "720P"
+    assert parse("松鼠在树上啃松果 高质量的").model_id is ModelId.PRO
+    assert parse("火箭点火升空，5秒").duration == 5
+
+
+def test_a_weak_word_glued_to_a_setting_of_another_field_stays_content() -> None:
+    """In "10秒手机拍摄的街景" 手机 touches the duration, but the phone is what filmed the street."""
+    for text, prompt in (("10秒手机拍摄的街景", "手机拍摄的街景"), ("5秒快手主播在跳舞", "快手主播在跳舞")):
+        r = parse(text)
+        assert (r.prompt, r.aspect_ratio) == (prompt, None) and r.duration in (5, 10)
+    r = parse("竖屏抖音风 一只猫在跳舞")  # "抖音风" is a style: only 竖屏 is a setting
+    assert (r.aspect_ratio, r.prompt) == ("9:16", "抖音风 一只猫在跳舞")
+
+
+def test_a_block_of_settings_closing_the_message_may_be_split_by_punctuation() -> None:
+    """In "5s, landscape pro" the comma does not cut landscape off from the duration before it."""
+    r = parse("a cat dancing 5s, landscape pro")
+    assert (r.prompt, r.duration, r.aspect_ratio, r.model_id) == ("a cat dancing", 5, "16:9", ModelId.PRO)
+
+
+def test_a_chinese_platform_name_before_english_words_is_still_read() -> None:
+    """The platform name b站 ends in a Chinese character: the space after it separates it from English."""
+    r = parse("发b站 a cat's day")
+    assert (r.aspect_ratio, r.prompt) == ("16:9", "a cat's day")
+
+
+def test_compatibility_ideographs_join_like_other_chinese_characters() -> None:
+    """﨑 (U+FA11, common in names) is a Chinese character: no space is put in where 竖屏 was cut out."""
+    assert parse("山﨑竖屏在散步").prompt == "山﨑在散步"
+    assert parse("一只猫竖屏在跑").prompt == "一只猫在跑"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a pika",
+        "kids watch luma lights glow over the lake",
+        "a runway",
+        "families at the wan festival tonight",
+    ],
+)
+def test_a_vendor_name_inside_the_sentence_or_after_an_article_is_content(text: str) -> None:
+    """Only a vendor name opening or closing the message is a model wish; "a pika" is the animal."""
+    r = parse(text)
+    assert (r.model_id, r.prompt, r.notes) == (None, text, ())
+
+
+def test_the_typo_bound_at_exactly_sixty_five_words() -> None:
+    """64 words are all looked at; from 65 on, the middle ones are not."""
+    assert parse("kitten " * 31 + ", landscpae, " + "kitten " * 32).aspect_ratio == "16:9"
+    assert parse("kitten " * 32 + ", landscpae, " + "kitten " * 32).aspect_ratio is None
+
+
+def test_an_image_role_said_in_the_negative_sets_nothing() -> None:
+    """Saying 不要参考图 turns the reference reading down: one image is the first frame, as by default."""
+    r = parse("不要参考图，让它动起来", 1)
+    assert (r.task_type, r.image_roles, r.prompt) == (TaskType.IMAGE_TO_VIDEO, ("first",), "让它动起来")
+    assert parse("不要参考图，让它动起来").notes == ()  # no image: nothing to say about one either
+    r = parse("不要首帧，这张做风格参考", 1)
+    assert r.task_type is TaskType.REFERENCE_IMAGE_TO_VIDEO and r.notes == ()
+
+
+def test_weak_words_closing_the_message_are_read_whatever_their_order() -> None:
+    """The word square counts once the vendor name after it is read: pending words are looked at again."""
+    for text, model in (
+        ("a cat dancing, square pika", ModelId.FAST),
+        ("a cat dancing on the roof, square luma", ModelId.PRO),
+    ):
+        r = parse(text)
+        assert (r.aspect_ratio, r.model_id) == ("1:1", model) and "square" not in r.prompt
+
+
+@pytest.mark.parametrize("text", ["pika a cat dancing.", "pika a cat dancing\n", "luma: a cat dancing!"])
+def test_a_vendor_name_opening_a_message_that_ends_in_punctuation_is_read(text: str) -> None:
+    r = parse(text)
+    assert r.model_id is not None and r.prompt.startswith("a cat dancing")
+
+
+def test_a_space_before_punctuation_is_tidied_away() -> None:
+    """Spaces typed before a comma or a closing mark do not reach the prompt (people type "a cat , dancing")."""
+    assert parse("a cat , dancing in the rain").prompt == "a cat, dancing in the rain"
+    assert parse("a cat dancing in the rain (sad) !").prompt == "a cat dancing in the rain (sad)!"
+    assert parse("一只猫 ， 在雨里跳舞").prompt == "一只猫， 在雨里跳舞"
+
+
+def test_2k_said_with_a_vague_hd_word_is_2k_without_a_conflict() -> None:
+    """Saying 2K高清 is one wish: 2K is at least HD, so the vague word yields to it silently."""
+    for text in ("一只猫 2K高清", "高清 2k 一只猫"):
+        r = parse(text)
+        assert (r.resolution, r.notes, r.prompt) == ("2K", (), "一只猫")
+
+
+def test_a_setting_spaced_from_the_weak_word_after_it_does_not_pull_it_in() -> None:
+    """In "竖屏 手机拍的画面" 竖屏 is the setting and the phone that filmed the scene stays in the prompt."""
+    r = parse("竖屏 手机拍的画面")
+    assert (r.aspect_ratio, r.prompt) == ("9:16", "手机拍的画面")
+
+
+@pytest.mark.parametrize(
+    ("option", "task"),
+    [
+        ("first", TaskType.FIRST_LAST_FRAME_TO_VIDEO),
+        ("first_frame", TaskType.FIRST_LAST_FRAME_TO_VIDEO),
+        ("first-last", TaskType.FIRST_LAST_FRAME_TO_VIDEO),
+        ("last_frame", TaskType.FIRST_LAST_FRAME_TO_VIDEO),
+        ("frames", TaskType.FIRST_LAST_FRAME_TO_VIDEO),
+        ("last", TaskType.FIRST_LAST_FRAME_TO_VIDEO),
+        ("first_last", TaskType.FIRST_LAST_FRAME_TO_VIDEO),
+        ("first last frame", TaskType.FIRST_LAST_FRAME_TO_VIDEO),
+        ("reference", TaskType.REFERENCE_IMAGE_TO_VIDEO),
+        ("ref", TaskType.REFERENCE_IMAGE_TO_VIDEO),
+        ("references", TaskType.REFERENCE_IMAGE_TO_VIDEO),
+    ],
+)
+def test_every_documented_image_role_option_is_understood(option: str, task: TaskType) -> None:
+    r = parse("a cat", 2, options={"image_role": option})
+    assert r.task_type is task and r.notes == ()
+    said = parse("把这两张图做成参考 a cat", 2, options={"image_role": option})
+    assert said.task_type is task  # the typed option wins over the words
+
+
+@pytest.mark.parametrize("option", ["auto", "default"])
+def test_an_auto_image_role_option_leaves_the_words_to_decide(option: str) -> None:
+    assert parse("a cat", 2, options={"image_role": option}).notes == ()
+    said = parse("把这两张图做成参考 a cat", 2, options={"image_role": option})
+    assert said.task_type is TaskType.REFERENCE_IMAGE_TO_VIDEO and said.notes == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "model"), [("海边的灯塔 先打个草稿", ModelId.FAST), ("海边的灯塔，先打个草稿", ModelId.FAST)]
+)
+def test_a_one_character_glue_word_after_a_space_or_a_comma_goes_with_the_setting(
+    text: str, model: ModelId
+) -> None:
+    r = parse(text)
+    assert (r.prompt, r.model_id) == ("海边的灯塔", model)
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt"),
+    [
+        ("一只熊猫在吃竹子《竖屏》", "一只熊猫在吃竹子"),  # the emptied brackets go too
+        ("a panda (make it portrait please) eating bamboo", "a panda eating bamboo"),
+    ],
+)
+def test_settings_in_brackets_leave_no_empty_brackets(text: str, prompt: str) -> None:
+    r = parse(text)
+    assert (r.prompt, r.aspect_ratio) == (prompt, "9:16")
+
+
+def test_image_role_notes_name_the_words_they_are_about() -> None:
+    r = parse("第一张做首帧 不对 都当参考 一只猫", 2)
+    assert r.notes == (
+        Note("note.conflict", {"field": "image_role", "dropped": "第一张做首帧", "kept": "当参考"}),
+    )
+    assert parse("首尾帧 一只猫", 3).notes == (
+        Note("note.frames_too_many", {"count": 3, "phrase": "首尾帧"}),
+    )
+
+
+def test_5k_said_with_a_vague_uhd_word_is_5k_without_a_conflict() -> None:
+    assert parse("超清 5k 一只猫").notes == ()
+
+
+@pytest.mark.parametrize("option", ["auto", "default", "默认", "none"])
+def test_a_default_model_option_clears_the_model_said_without_a_complaint(option: str) -> None:
+    r = parse("a cat dancing, pro", options={"model": option})
+    assert (r.model_id, r.notes, r.prompt) == (None, (), "a cat dancing")
