@@ -1,4 +1,4 @@
-"""Suite-wide guards: every connection a test opens must stay on loopback."""
+"""Suite-wide guards (every connection a test opens must stay on loopback) and the PostgreSQL fixtures."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import ipaddress
 import socket
 
 import pytest
+
+# PostgreSQL fixtures (pg_server, pg_url, store_location): tests/pg.py.
+pytest_plugins = ["tests.pg"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -13,7 +13,7 @@ RULES: list[tuple[str, set[str]]] = [
     ("ima", {"ima", "aiohttp", "yarl", "multidict"}),
     ("bot.core", {"bot.core", "ima.models"}),
     ("bot.parsing", {"bot.parsing", "bot.core", "ima.models", "yaml", "rapidfuzz"}),
-    ("bot.jobs", {"bot.jobs", "bot.core", "bot.media", "ima", "yaml", "aiosqlite"}),
+    ("bot.jobs", {"bot.jobs", "bot.core", "bot.media", "ima", "yaml", "aiosqlite", "asyncpg"}),
     ("bot.media", {"bot.media", "bot.core.errors", "bot.core", "av"}),
     ("bot.adapters.discord", {"bot.adapters.discord", "bot.core", "discord", "aiohttp", "yarl"}),
     ("bot.adapters.feishu", {"bot.adapters.feishu", "bot.core", "lark_oapi", "aiohttp", "yarl", "Crypto"}),

@@ -1,13 +1,16 @@
-"""The job store's versioned schema: migration steps applied in order, each in its own transaction."""
+"""The job store's versioned schema: migration steps applied in order, each in its own transaction, on
+SQLite and on PostgreSQL alike (see ddl_for for the one type that differs)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-
-import aiosqlite
+from typing import Protocol
 
 from ._schema import SchemaTooNew
+from ._sql import Conn
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,13 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    # Run after `statements` on PostgreSQL only: what SQLite has built in (its rowid).
+    postgresql: tuple[str, ...] = ()
+
+
+class MigrationConn(Conn, Protocol):
+    def atomic(self) -> AbstractAsyncContextManager[Conn]:
+        """A transaction on a connection that is outside one (a migration step)."""
 
 
 # Released steps are never edited: a file that already applied one would silently diverge.
@@ -59,6 +69,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
             "CREATE INDEX processed_events_by_expiry ON processed_events (expires_at)",
         ),
+        # SQLite orders ties by its built-in rowid (insertion order); PostgreSQL gets a column of that name.
+        postgresql=("ALTER TABLE jobs ADD COLUMN rowid BIGSERIAL",),
     ),
     Migration(
         2,
@@ -96,6 +108,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         # Rows written before this step were charges (only successful jobs were recorded).
         ("ALTER TABLE credit_ledger ADD COLUMN status TEXT NOT NULL DEFAULT 'charged'",),
     ),
+    Migration(
+        5,
+        "leases: the replica working a job (owner) until lease_until; a slot taken under the shared caps",
+        (
+            "ALTER TABLE jobs ADD COLUMN owner TEXT",  # NULL: nobody works it (new, released, a draft)
+            "ALTER TABLE jobs ADD COLUMN lease_until REAL",
+            "ALTER TABLE jobs ADD COLUMN slot REAL",  # when a queued job took a concurrency slot
+            "CREATE INDEX jobs_by_owner ON jobs (owner)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -107,22 +129,32 @@ _BOOTSTRAP = """CREATE TABLE IF NOT EXISTS schema_version (
 )"""
 
 
-async def schema_version(db: aiosqlite.Connection) -> int:
-    """Returns the highest applied version (0 for a new file)."""
-    rows = list(await db.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
-    return int(rows[0][0])
+def ddl_for(dialect_name: str, sql: str) -> str:
+    """The statement for a back end: SQLite's REAL is 8 bytes, PostgreSQL's 4 (a timestamp would lose
+    its seconds), so PostgreSQL gets DOUBLE PRECISION."""
+    if dialect_name == "postgresql":
+        return re.sub(r"\bREAL\b", "DOUBLE PRECISION", sql)
+    return sql
 
 
-async def migrate(db: aiosqlite.Connection, clock: Callable[[], float], *, target: int | None = None) -> int:
-    """Applies every step above the file's version up to target (default: all); returns the new version.
+async def schema_version(db: Conn) -> int:
+    """Returns the highest applied version (0 for a new database)."""
+    row = await db.fetchone("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+    return int(row[0]) if row is not None else 0
 
-    db must be in autocommit mode (isolation_level=None). Each step runs in BEGIN IMMEDIATE, and the
-    version is re-read inside it, so two processes opening one file at once apply each step once.
-    Raises SchemaTooNew when the file is newer than this code, sqlite3.Error when a step fails (that
-    step is rolled back; earlier steps stay applied).
+
+async def migrate(db: MigrationConn, clock: Callable[[], float], *, target: int | None = None) -> int:
+    """Applies every step above the database's version up to target (default: all); returns the new version.
+
+    db must be outside a transaction. Each step runs in a transaction of its own (SQLite: BEGIN
+    IMMEDIATE), and the version is re-read inside it, so two processes opening one file at once apply each
+    step once (PostgreSQL: the caller also holds an advisory lock, since its DDL does not lock like
+    SQLite's). Raises SchemaTooNew when the database is newer than this code, the back end's error when a
+    step fails (that step is rolled back; earlier steps stay applied).
     """
     target = LATEST_VERSION if target is None else target
-    await db.execute(_BOOTSTRAP)
+    dialect = db.dialect.name
+    await db.execute(ddl_for(dialect, _BOOTSTRAP))
     current = await schema_version(db)
     if current > LATEST_VERSION:
         raise SchemaTooNew(current, LATEST_VERSION)
@@ -131,19 +163,15 @@ async def migrate(db: aiosqlite.Connection, clock: Callable[[], float], *, targe
             break
         if step.version <= current:
             continue
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            current = await schema_version(db)
+        async with db.atomic() as tx:
+            current = await schema_version(tx)
             if step.version > current:
-                for sql in step.statements:
-                    await db.execute(sql)
-                await db.execute(
+                extra = step.postgresql if dialect == "postgresql" else ()
+                for sql in (*step.statements, *extra):
+                    await tx.execute(ddl_for(dialect, sql))
+                await tx.execute(
                     "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
                     (step.version, step.description, clock()),
                 )
                 current = step.version
-        except BaseException:
-            await db.rollback()
-            raise
-        await db.commit()
     return current

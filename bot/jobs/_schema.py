@@ -4,7 +4,8 @@ StoreError               the store failed or refused (.job_id when it is about o
 ├── JobNotFound          no job with that id
 ├── InvalidTransition    TRANSITIONS forbids .current -> .target
 ├── DuplicateJob         a job with that id is stored already
-└── SchemaTooNew         the file was written by a newer release (.found, .supported)
+├── LeaseLost            a guarded write by .owner, but the job is .holder's now (None: released)
+└── SchemaTooNew         the database was written by a newer release (.found, .supported)
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ class InvalidTransition(StoreError):
 class DuplicateJob(StoreError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"job {job_id!r} is stored already", job_id=job_id)
+
+
+class LeaseLost(StoreError):
+    def __init__(self, job_id: str, owner: str, holder: str | None) -> None:
+        super().__init__(
+            f"job {job_id!r}: {owner!r} no longer holds it ({'held by ' + repr(holder) if holder else 'released'})",
+            job_id=job_id,
+        )
+        self.owner = owner
+        self.holder = holder
 
 
 class SchemaTooNew(StoreError):

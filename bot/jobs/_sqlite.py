@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import aiosqlite
 
 from ._migrations import migrate
 from ._schema import StoreError
+from ._sql import SQLITE, Dialect
 
 # How many writers one commit may carry (see Database.transaction). 1, the default, commits every write
 # on its own: measured on a loaded 2-core VM (bench/admission.py), a joining writer's two extra statements
@@ -23,12 +24,49 @@ from ._schema import StoreError
 DEFAULT_GROUP_LIMIT = 1
 
 
+class SqliteConn:
+    """The store's connection protocol (bot/jobs/_sql.Conn) over one aiosqlite connection."""
+
+    dialect: Dialect = SQLITE
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.raw = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cursor = await self.raw.execute(sql, tuple(params))
+        return cursor.rowcount
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return list(await self.raw.execute_fetchall(sql, tuple(params)))
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        rows = await self.raw.execute_fetchall(sql, tuple(params))
+        return next(iter(rows), None)
+
+    async def lock(self, key: str) -> None:
+        """Nothing to do: every write transaction is BEGIN IMMEDIATE, which holds the file's write lock."""
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[SqliteConn]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK when the block raises), for a connection in autocommit
+        mode outside any transaction (migrations)."""
+        await self.raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            await self.raw.rollback()
+            raise
+        await self.raw.commit()
+
+
 class Database:
     """Two aiosqlite connections shared by concurrent tasks: one writes, one reads. An asyncio.Lock
     serialises the writes; each is BEGIN IMMEDIATE, which takes the file's write lock up front and so is
     also atomic against another process using the file. Reads go to the second connection (WAL lets it
     read while a write commits), so a read never waits behind an fsync and only ever sees committed
     changes; a lock of its own keeps a multi-statement read from interleaving with another."""
+
+    dialect: Dialect = SQLITE
 
     def __init__(
         self,
@@ -69,7 +107,7 @@ class Database:
             # state or dedup key could mean a second paid IMA task. A job writes a handful of times, so
             # the cost is nil.
             await conn.execute("PRAGMA synchronous = FULL")
-            await migrate(conn, clock)
+            await migrate(SqliteConn(conn), clock)
             reader = await aiosqlite.connect(path, isolation_level=None)
         except BaseException as exc:
             await conn.close()
@@ -108,14 +146,14 @@ class Database:
         return self._conn
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def read(self) -> AsyncIterator[SqliteConn]:
         """Yields a connection for reads; sqlite3 errors become StoreError. It sees committed changes
         only (the reader connection; without one, an open group of writes is committed first)."""
         if self._reader is not None:
             async with self._read_lock:
                 self._live()  # closed is closed, for reads too
                 try:
-                    yield self._reader
+                    yield SqliteConn(self._reader)
                 except sqlite3.Error as exc:
                     raise StoreError(f"job store read failed: {exc}") from exc
             return
@@ -123,12 +161,12 @@ class Database:
             try:
                 if self._group is not None:
                     await self._commit_group()
-                yield self._live()
+                yield SqliteConn(self._live())
             except sqlite3.Error as exc:
                 raise StoreError(f"job store read failed: {exc}") from exc
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[SqliteConn]:
         """Yields the connection inside BEGIN IMMEDIATE; the block's changes are committed when it ends
         and rolled back when it raises (then re-raised; sqlite3 errors become StoreError). Returns only
         once the changes are durable.
@@ -158,7 +196,7 @@ class Database:
                 group = self._group
                 assert group is not None
                 try:
-                    yield conn
+                    yield SqliteConn(conn)
                 except BaseException as exc:
                     await self._undo(first)
                     if isinstance(exc, sqlite3.Error):
@@ -240,7 +278,7 @@ class Database:
     async def fetch(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Returns every row of one query."""
         async with self.read() as conn:
-            return list(await conn.execute_fetchall(sql, tuple(params)))
+            return await conn.fetchall(sql, tuple(params))
 
 
 def _settle(group: asyncio.Future[None], error: StoreError | None) -> None:

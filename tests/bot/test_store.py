@@ -1,4 +1,6 @@
-"""The job store on real SQLite files: round trips, the state machine, dedup, prefs, credits, migrations."""
+"""The job store on both back ends (real SQLite files, a real PostgreSQL database: the store_location
+fixture): round trips, the state machine, dedup, prefs, credits, migrations. SQLite specifics (WAL, a
+killed process, the file itself) are tested on SQLite only."""
 
 from __future__ import annotations
 
@@ -8,14 +10,20 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
+import asyncpg
 import pytest
 
 from bot.core import Attachment, Origin
 from bot.jobs._migrations import LATEST_VERSION, migrate
+from bot.jobs._postgres import PgConn
 from bot.jobs._schema import JOB_FIELDS, job_to_row
+from bot.jobs._sql import is_postgres_url
+from bot.jobs._sqlite import SqliteConn
 from bot.jobs.model import Job, JobSpec, JobState
 from bot.jobs.store import (
     DuplicateJob,
@@ -51,10 +59,28 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: Clock):
-    s = await JobStore.open(tmp_path / "jobs.db", clock=clock)
+async def store(store_location: str, clock: Clock):
+    s = await JobStore.open(store_location, clock=clock)
     yield s
     await s.close()
+
+
+@asynccontextmanager
+async def raw_conn(location: str) -> AsyncIterator[SqliteConn | PgConn]:
+    """A connection of our own to the store's database, outside the store (what another process sees)."""
+    if is_postgres_url(location):
+        pg = await asyncpg.connect(location)
+        try:
+            yield PgConn(pg)
+        finally:
+            await pg.close()
+        return
+    lite = await aiosqlite.connect(location, isolation_level=None)
+    lite.row_factory = sqlite3.Row
+    try:
+        yield SqliteConn(lite)
+    finally:
+        await lite.close()
 
 
 def _full_job() -> Job:
@@ -140,10 +166,12 @@ async def test_every_field_round_trips(store: JobStore) -> None:
     assert await store.get_job(job.id) == job
 
 
-async def test_every_job_field_has_a_column(store: JobStore, tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "jobs.db") as raw:
-        columns = {r[1] for r in raw.execute("PRAGMA table_info(jobs)")}
-    raw.close()
+async def test_every_job_field_has_a_column(store: JobStore, store_location: str) -> None:
+    async with raw_conn(store_location) as raw:
+        row = await raw.fetchone("SELECT * FROM jobs")
+        assert row is None
+        await store.add_job(_full_job())
+        columns = set((await raw.fetchone("SELECT * FROM jobs")).keys())
     assert set(JOB_FIELDS) <= columns
     assert set(job_to_row(_full_job())) == set(JOB_FIELDS)
 
@@ -170,9 +198,9 @@ async def test_concurrent_adds_with_one_key_make_exactly_one_job(store: JobStore
     assert len(await store.unfinished_jobs()) == 1
 
 
-async def test_two_processes_sharing_the_file_still_dedup(tmp_path: Path, clock: Clock) -> None:
-    a = await JobStore.open(tmp_path / "jobs.db", clock=clock)
-    b = await JobStore.open(tmp_path / "jobs.db", clock=clock)
+async def test_two_processes_sharing_the_database_still_dedup(store_location: str, clock: Clock) -> None:
+    a = await JobStore.open(store_location, clock=clock)
+    b = await JobStore.open(store_location, clock=clock)
     try:
         calls = [
             s.add_job(make_job(f"j{i}-{n}"), event_keys=["evt:x"])
@@ -319,8 +347,23 @@ async def test_update_job_writes_other_fields(store: JobStore) -> None:
         await store.update_job("missing", notice_ref="x")
 
 
-async def test_unfinished_jobs_survive_a_restart_oldest_first(tmp_path: Path, clock: Clock) -> None:
-    s = await JobStore.open(tmp_path / "jobs.db", clock=clock)
+async def test_every_write_stamps_updated_at(store: JobStore, store_location: str, clock: Clock) -> None:
+    async def stamp() -> float:
+        async with raw_conn(store_location) as raw:
+            return (await raw.fetchone("SELECT updated_at FROM jobs WHERE id = 'j1'"))[0]
+
+    await store.add_job(make_job("j1"))
+    assert await stamp() == clock.now
+    clock.now += 10
+    await store.transition("j1", JobState.PREPARING)
+    assert await stamp() == clock.now
+    clock.now += 10
+    await store.update_job("j1", notice_ref="m1")
+    assert await stamp() == clock.now
+
+
+async def test_unfinished_jobs_survive_a_restart_oldest_first(store_location: str, clock: Clock) -> None:
+    s = await JobStore.open(store_location, clock=clock)
     for job_id, created in (("late", 30.0), ("early", 10.0), ("tie-a", 20.0), ("tie-b", 20.0), ("done", 5.0)):
         await s.add_job(make_job(job_id, created_at=created))
     await s.transition("done", JobState.CANCELLED)
@@ -329,12 +372,30 @@ async def test_unfinished_jobs_survive_a_restart_oldest_first(tmp_path: Path, cl
     with pytest.raises(StoreError):
         await s.get_job("late")
     assert await s.ping() is False
-    s = await JobStore.open(tmp_path / "jobs.db", clock=clock)
+    s = await JobStore.open(store_location, clock=clock)
     try:
         assert [j.id for j in await s.unfinished_jobs()] == ["early", "tie-a", "tie-b", "late"]
         assert (await s.get_job("late")).state is JobState.PREPARING
     finally:
         await s.close()
+
+
+async def test_the_outbox_holds_finals_no_platform_confirmed_until_given_up(store: JobStore) -> None:
+    for job_id, created in (
+        ("retrying", 3.0),
+        ("fresh", 1.0),
+        ("given-up", 2.0),
+        ("delivered", 4.0),
+        ("live", 5.0),
+    ):
+        await store.add_job(make_job(job_id, created_at=created))
+    await store.transition("retrying", JobState.FAILED, extra={"outbox": {"attempts": 2, "next_at": 9.0}})
+    await store.transition("fresh", JobState.CANCELLED)
+    await store.transition("given-up", JobState.FAILED, extra={"outbox": {"undeliverable": True}})
+    await store.transition("delivered", JobState.CANCELLED, result_ref="msg-1")
+    assert [j.id for j in await store.undelivered_jobs()] == ["fresh", "retrying"]
+    assert (await store.job_for_message("discord", "msg-1")).id == "delivered"
+    assert await store.job_for_message("feishu", "msg-1") is None
 
 
 async def test_recent_and_latest_unfinished_are_per_user(store: JobStore) -> None:
@@ -373,8 +434,8 @@ async def test_finished_durations_match_model_duration_and_resolution(store: Job
     assert await store.finished_durations(ModelId.PRO, 10, "720P") == []
 
 
-async def test_preferences_merge_clear_and_persist(tmp_path: Path, clock: Clock) -> None:
-    s = await JobStore.open(tmp_path / "jobs.db", clock=clock)
+async def test_preferences_merge_clear_and_persist(store_location: str, clock: Clock) -> None:
+    s = await JobStore.open(store_location, clock=clock)
     assert await s.get_prefs("discord:u1") == UserPrefs()
     await s.set_prefs("discord:u1", models={TaskType.TEXT_TO_VIDEO: ModelId.PRO}, duration=10)
     prefs = await s.set_prefs("discord:u1", models={"image_to_video": "ima-pro-fast"}, aspect_ratio="9:16")
@@ -395,7 +456,7 @@ async def test_preferences_merge_clear_and_persist(tmp_path: Path, clock: Clock)
     with pytest.raises(ValueError):
         await s.set_prefs("discord:u1", models={TaskType.TEXT_TO_VIDEO: "gpt-video"})
     await s.close()
-    s = await JobStore.open(tmp_path / "jobs.db", clock=clock)
+    s = await JobStore.open(store_location, clock=clock)
     try:
         assert await s.get_prefs("discord:u1") == prefs
         assert await s.get_chat_defaults("discord", "c1") == UserPrefs(resolution="1080P")
@@ -438,10 +499,9 @@ def test_resolve_preferences_takes_each_value_from_the_first_layer_that_says_it(
     )
 
 
-async def test_a_v1_file_is_upgraded_with_its_data(tmp_path: Path, clock: Clock) -> None:
-    path = tmp_path / "old.db"
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    try:
+async def test_a_v1_database_is_upgraded_with_its_data(store_location: str, clock: Clock) -> None:
+    path = store_location
+    async with raw_conn(path) as conn:
         assert await migrate(conn, clock, target=1) == 1
         row = job_to_row(make_job("old-job", state=JobState.RUNNING, task_id="t-old"))
         cols = ", ".join(row)
@@ -452,8 +512,6 @@ async def test_a_v1_file_is_upgraded_with_its_data(tmp_path: Path, clock: Clock)
         await conn.execute(
             "INSERT INTO processed_events VALUES ('evt:old', ?, 'old-job')", (clock.now + 3600,)
         )
-    finally:
-        await conn.close()
 
     s = await JobStore.open(path, clock=clock)
     try:
@@ -468,20 +526,32 @@ async def test_a_v1_file_is_upgraded_with_its_data(tmp_path: Path, clock: Clock)
         await s.close()
     again = await JobStore.open(path, clock=clock)  # reopening applies nothing twice
     await again.close()
-    with sqlite3.connect(path) as raw:
-        assert [r[0] for r in raw.execute("SELECT version FROM schema_version")] == list(
-            range(1, LATEST_VERSION + 1)
-        )
-    raw.close()
+    async with raw_conn(path) as raw:
+        rows = await raw.fetchall("SELECT version FROM schema_version ORDER BY version")
+    assert [r[0] for r in rows] == list(range(1, LATEST_VERSION + 1))
 
 
-async def test_a_file_from_a_newer_release_is_refused(tmp_path: Path, clock: Clock) -> None:
-    path = tmp_path / "jobs.db"
+async def test_replicas_starting_together_apply_each_migration_once(pg_url: str, clock: Clock) -> None:
+    # PostgreSQL only: replicas share a database there (a SQLite file has one owner, bot/jobs/_lock.py).
+    store_location = pg_url
+    stores = await asyncio.gather(*(JobStore.open(store_location, clock=clock) for _ in range(4)))
+    try:
+        assert [await s.schema_version() for s in stores] == [LATEST_VERSION] * 4
+        async with raw_conn(store_location) as raw:
+            rows = await raw.fetchall("SELECT version FROM schema_version ORDER BY version")
+        assert [r[0] for r in rows] == list(range(1, LATEST_VERSION + 1))
+        assert await stores[0].add_job(make_job("j1")) and await stores[3].get_job("j1") is not None
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_database_from_a_newer_release_is_refused(store_location: str, clock: Clock) -> None:
+    path = store_location
     s = await JobStore.open(path, clock=clock)
     await s.close()
-    with sqlite3.connect(path) as raw:
-        raw.execute("INSERT INTO schema_version VALUES (?, 'future', 0)", (LATEST_VERSION + 1,))
-    raw.close()
+    async with raw_conn(path) as raw:
+        await raw.execute("INSERT INTO schema_version VALUES (?, 'future', 0)", (LATEST_VERSION + 1,))
     with pytest.raises(SchemaTooNew) as info:
         await JobStore.open(path, clock=clock)
     assert (info.value.found, info.value.supported) == (LATEST_VERSION + 1, LATEST_VERSION)
@@ -533,14 +603,15 @@ async def test_a_killed_process_loses_no_committed_transition(tmp_path: Path) ->
         await s.close()
 
 
-async def test_a_stored_model_this_release_does_not_know_is_skipped(store: JobStore, tmp_path: Path) -> None:
+async def test_a_stored_model_this_release_does_not_know_is_skipped(
+    store: JobStore, store_location: str
+) -> None:
     await store.set_prefs("discord:u1", duration=5)
-    with sqlite3.connect(tmp_path / "jobs.db") as raw:
-        raw.execute(
+    async with raw_conn(store_location) as raw:
+        await raw.execute(
             "UPDATE preferences SET models = ? WHERE owner = 'discord:u1'",
             ('{"text_to_video": "retired-model", "image_to_video": "ima-pro", "new_task": "ima-pro"}',),
         )
-    raw.close()
     assert await store.get_prefs("discord:u1") == UserPrefs(
         models={TaskType.IMAGE_TO_VIDEO: ModelId.PRO}, duration=5
     )
@@ -595,14 +666,11 @@ async def test_a_reservation_becomes_a_charge_is_resized_or_is_released(store: J
     assert await store.credits_spent("discord:u1", since=0) == 15
 
 
-async def test_a_v3_ledger_keeps_its_rows_as_charges(tmp_path: Path, clock: Clock) -> None:
-    path = tmp_path / "v3.db"
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    try:
+async def test_a_v3_ledger_keeps_its_rows_as_charges(store_location: str, clock: Clock) -> None:
+    path = store_location
+    async with raw_conn(path) as conn:
         assert await migrate(conn, clock, target=3) == 3
         await conn.execute("INSERT INTO credit_ledger VALUES ('old', 'discord:u1', 40, 5.0)")
-    finally:
-        await conn.close()
     s = await JobStore.open(path, clock=clock)
     try:
         assert await s.credits_spent("discord:u1", since=0) == 40
