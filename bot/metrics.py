@@ -79,6 +79,59 @@ class _Live:
         )
 
 
+class _Leases(Protocol):
+    owner: str
+    owned: int
+    adoptions: int
+    renewals: int
+    lost: int
+
+
+class _LeaseLive:
+    """Issue 13: this replica's leases, read at scrape time (labelled by replica, so a dashboard summing
+    the replicas' scrapes tells them apart)."""
+
+    def __init__(self, leases: _Leases) -> None:
+        self._leases = leases
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        owned, adoptions, renewals, lost = families
+        le = self._leases
+        for family, value in (
+            (owned, le.owned),
+            (adoptions, le.adoptions),
+            (renewals, le.renewals),
+            (lost, le.lost),
+        ):
+            family.add_metric([le.owner], value)
+        yield from families
+
+    @staticmethod
+    def _families() -> tuple[
+        GaugeMetricFamily, CounterMetricFamily, CounterMetricFamily, CounterMetricFamily
+    ]:
+        return (
+            GaugeMetricFamily(
+                "imabot_replica_owned_jobs", "Jobs this replica holds a lease on", labels=["replica"]
+            ),
+            CounterMetricFamily(
+                "imabot_replica_adoptions",
+                "Jobs and undelivered finals taken over from a replica that stopped renewing (or released them)",
+                labels=["replica"],
+            ),
+            CounterMetricFamily("imabot_replica_lease_renewals", "Lease renewal rounds", labels=["replica"]),
+            CounterMetricFamily(
+                "imabot_replica_leases_lost",
+                "Jobs this replica worked on that another one holds now",
+                labels=["replica"],
+            ),
+        )
+
+
 class Metrics:
     """Every metric of one App in its own registry (no global state: two Apps never share a counter).
 
@@ -143,6 +196,11 @@ class Metrics:
     ) -> None:
         """Points the live gauges at the scheduler (queue), the dedup counter and the adapters."""
         self._live.queue, self._live.deduplicated, self._live.adapters = queue, deduplicated, adapters
+
+    def bind_leases(self, leases: _Leases | None) -> None:
+        """Issue 13: exports this replica's lease figures (nothing when the store has one process)."""
+        if leases is not None:
+            self.registry.register(_LeaseLive(leases))
 
     def render(self) -> bytes:
         """Returns the registry in the Prometheus text format (serve it with CONTENT_TYPE)."""

@@ -36,6 +36,8 @@ async def run_job(runner: JobRunner, job_id: str) -> None:
         return
     try:
         if job.state in (JobState.QUEUED, JobState.PREPARING):
+            if runner.leases is not None:  # issue 13: the caps hold across replicas (a slot in the store)
+                await runner.leases.take_slot(job)
             job = await _prepare_and_create(runner, job)
             if job is None:
                 return

@@ -53,6 +53,7 @@ class FinalsOutbox:
         self.settings = settings or OutboxSettings()
         self._rand = rand
         self._due: dict[str, float] = {}  # job id -> clock time of its next attempt
+        self._catching_up: set[str] = set()  # loaded at start-up, first attempt not yet made
         self._wake = asyncio.Event()
         # Called with the job once it is given up on (the metrics hook); never raises into the outbox.
         self.on_undeliverable: Callable[[Job], None] | None = None
@@ -61,6 +62,15 @@ class FinalsOutbox:
     def pending(self) -> int:
         """How many finals wait for a retry."""
         return len(self._due)
+
+    @property
+    def catching_up(self) -> bool:
+        """True while finals loaded from the store wait for their first attempt (/healthz: resuming)."""
+        return bool(self._catching_up)
+
+    def queued(self, job_id: str) -> bool:
+        """Whether a retry of job_id's final is queued here."""
+        return job_id in self._due
 
     def schedule(self, job_id: str, at: float) -> None:
         """Queues a retry of job_id's final at clock time `at`."""
@@ -73,6 +83,7 @@ class FinalsOutbox:
         jobs = await self._runner.durable(self._runner.store.undelivered_jobs)
         for job in jobs:
             self._due.setdefault(job.id, now)
+            self._catching_up.add(job.id)
         self._wake.set()
         return len(jobs)
 
@@ -136,6 +147,12 @@ class FinalsOutbox:
                 await asyncio.gather(sleeper, woken, return_exceptions=True)
 
     async def _attempt(self, job_id: str) -> None:
+        try:
+            await self._try(job_id)
+        finally:
+            self._catching_up.discard(job_id)
+
+    async def _try(self, job_id: str) -> None:
         runner = self._runner
         job = await runner.durable(lambda: runner.store.get_job(job_id))
         if (
@@ -145,6 +162,9 @@ class FinalsOutbox:
             or job.extra.get("outbox", {}).get("undeliverable")
         ):
             return
+        leases = runner.leases
+        if leases is not None and not await runner.durable(lambda: leases.may_deliver(job_id)):
+            return  # issue 13: another replica claimed this final; it posts it
         try:
             await runner.deliver_final(job, runner.final_notice(job))
         except Exception:  # one job's bad final must not stop the others

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -18,13 +19,14 @@ from ima.models import ModelId, ResolvedTask
 from . import finals, notices
 from .delivery import Delivery
 from .durable import retrying
+from .leases import Leases, LeaseSettings, default_replica_id
 from .model import Job, JobState
 from .outbox import FinalsOutbox
 from .params import effective_spec, preferred, said
 from .poll_plan import first_poll_delay
 from .progress import CADENCE_S, Estimate, estimate
 from .scheduler import Scheduler, budget_day_start
-from .store import InvalidTransition, JobStore
+from .store import InvalidTransition, JobStore, LeaseLost
 from .texts import Texts
 
 log = logging.getLogger("imabot.runner")
@@ -42,6 +44,8 @@ class RunnerSettings:
     daily_credit_budget: int = 0  # 0 = no budget
     shutdown_grace: float = 30.0  # how long close() waits for in-flight creates
     time_scale: float = 1.0  # IMA runs this many times faster (the sandbox's emulator): estimates shrink
+    lease_seconds: float = 0.0  # issue 13: > 0 with several replicas on one store (bot/jobs/leases.py)
+    replica_id: str = ""  # issue 13: this replica's owner id in the store; "" = host:pid:random
 
 
 class JobRunner:
@@ -63,7 +67,15 @@ class JobRunner:
         self.store, self.client, self.scheduler, self.texts = store, client, scheduler, texts
         self.settings = settings or RunnerSettings()
         self.delivery = Delivery(store, messengers, sleep=sleep)
-        self.delivery.write = lambda job_id, **f: self.durable(lambda: store.update_job(job_id, **f))
+        s = self.settings
+        self.leases = (
+            Leases(self, LeaseSettings(s.replica_id or default_replica_id(), s.lease_seconds))
+            if s.lease_seconds > 0
+            else None
+        )
+        self.delivery.write = lambda job_id, **f: self.durable(
+            lambda: store.update_job(job_id, **f, **self._fence())
+        )
         self._clock, self._sleep = clock, sleep
         self._tasks: dict[str, asyncio.Task[None]] = {}  # "admit:<job>" / "run:<job>" -> task
         self._admitted: dict[str, asyncio.Event] = {}
@@ -71,6 +83,8 @@ class JobRunner:
         self._cancel_requested: set[str] = set()
         self._stored_creating: set[str] = set()  # jobs whose stored state is CREATING (see cancel, close)
         self._left_creating = asyncio.Event()  # set whenever one of them leaves CREATING
+        self._finals_out: set[str] = set()  # jobs whose final is being sent (a graceful stop waits)
+        self._finals_done = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []  # the resume and the outbox tasks
         self._resumed = asyncio.Event()
@@ -86,10 +100,13 @@ class JobRunner:
         first await ready() (the platforms can take messages), at most READY_WAIT_S: a delivery tried
         before would fail and, worse, could not tell a refused edit from a platform not yet there."""
         gate = asyncio.ensure_future(self._await_ready(ready))
-        for coro, name in (
+        jobs = [
             (self._resume_then_dispatch(gate), "imabot-resume"),
             (self._outbox_after(gate), "imabot-outbox"),
-        ):
+        ]
+        if self.leases is not None:
+            jobs.append((self._leases_after(gate), "imabot-leases"))
+        for coro, name in jobs:
             task = asyncio.create_task(coro, name=name)
             task.add_done_callback(self._log_crash)
             self._background.append(task)
@@ -111,6 +128,12 @@ class JobRunner:
         await asyncio.shield(gate)
         await self.outbox.run(self._sleep)
 
+    async def _leases_after(self, gate: asyncio.Future[None]) -> None:
+        await asyncio.shield(gate)
+        await self._resumed.wait()  # the resume's own round comes first
+        assert self.leases is not None
+        await self.leases.run(self._sleep)
+
     async def _resume_then_dispatch(self, gate: asyncio.Future[None]) -> None:
         from .resume import resume_all  # local import: resume depends on this module's class
 
@@ -127,8 +150,9 @@ class JobRunner:
 
     @property
     def resuming(self) -> bool:
-        """True until the jobs of the previous run are picked up again (for /healthz)."""
-        return not self._resumed.is_set()
+        """True until the jobs of the previous run are picked up again and each final it left undelivered
+        was tried once (for /healthz)."""
+        return not self._resumed.is_set() or self.outbox.catching_up
 
     async def wait_resumed(self) -> None:
         await self._resumed.wait()
@@ -137,16 +161,39 @@ class JobRunner:
         """Stops taking jobs and cancels job tasks; the store keeps every job where it stood, so the next
         start resumes them. Creates already on the wire are given `shutdown_grace` to come back first."""
         self._closing = True
-        for task in [*self._background, *([self._worker] if self._worker else [])]:
+        # The lease loop goes on renewing (and only that) until this replica's work is settled.
+        leasing = [t for t in self._background if t.get_name() == "imabot-leases"]
+        others = [
+            t for t in [*self._background, *([self._worker] if self._worker else [])] if t not in leasing
+        ]
+        for task in others:
             task.cancel()
-        await asyncio.gather(
-            *self._background, *([self._worker] if self._worker else []), return_exceptions=True
-        )
+        await asyncio.gather(*others, return_exceptions=True)
         await self._settle_creates()
+        while self.leases is not None:
+            # Another replica takes these jobs the moment they are released: a final on its way must
+            # land (and be recorded) first, or both would post it; a create begun meanwhile, too.
+            await self._settle_finals()
+            if not any(f"run:{j}" in self._tasks for j in self._stored_creating):
+                break
+            await self._settle_creates()
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for task in leasing:
+            task.cancel()
+        await asyncio.gather(*leasing, return_exceptions=True)
+        if self.leases is not None:
+            await self.leases.release()
+
+    async def _settle_finals(self) -> None:
+        """Waits (up to shutdown_grace) until no final message is being sent."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.shutdown_grace):
+                while self._finals_out:
+                    self._finals_done.clear()
+                    await self._finals_done.wait()
 
     async def _settle_creates(self) -> None:
         """Waits (up to shutdown_grace) until every job stored as CREATING has stored what its create
@@ -192,6 +239,26 @@ class JobRunner:
     def now(self) -> float:
         return self._clock()
 
+    # -- replicas (issue 13, bot/jobs/leases.py) ---------------------------------------------------
+    def _fence(self) -> dict[str, Any]:
+        return self.leases.fence() if self.leases is not None else {}
+
+    def local_jobs(self) -> set[str]:
+        """Ids of the jobs this process works on now (queued, admitting, running, finishing)."""
+        return set(self._admitted) | {key.split(":", 1)[1] for key in self._tasks}
+
+    def drop(self, job_id: str) -> None:
+        """Stops every local task of a job another replica holds now, sending and writing nothing."""
+        self.scheduler.remove(job_id)
+        self._admitted.pop(job_id, None)
+        self._stored_creating.discard(job_id)
+        self._seen.discard(job_id)  # it may come back here later (adopted once more)
+        current = asyncio.current_task()
+        for name in ("admit", "run", "final"):
+            task = self._tasks.get(f"{name}:{job_id}")
+            if task is not None and task is not current:
+                task.cancel()
+
     async def durable(self, call: Callable[[], Awaitable[Any]]) -> Any:
         """call() retried while the store fails (see durable.retrying); gives up only at shutdown."""
         return await retrying(call, sleep=self._sleep, stop=lambda: self._closing, on_fault=self._store_fault)
@@ -205,7 +272,7 @@ class JobRunner:
 
     async def update(self, job: Job, **fields: Any) -> Job:
         """Writes non-state fields (retrying store faults) and tells the listeners."""
-        job = await self.durable(lambda: self.store.update_job(job.id, **fields))
+        job = await self.durable(lambda: self.store.update_job(job.id, **fields, **self._fence()))
         self.notify(job)
         return job
 
@@ -218,10 +285,16 @@ class JobRunner:
 
     async def transition(self, job: Job, state: JobState, **fields: Any) -> Job:
         """Stores a state change, retrying store faults until the store heals (or shutdown)."""
+        if state is JobState.CREATING:
+            # Counted before the write: a stop that comes while it commits must wait for this create too
+            # (cancelled between the commit and the request, the job would resume as uncertain).
+            self._stored_creating.add(job.id)
         try:
-            job = await self.durable(lambda: self.store.transition(job.id, state, **fields))
+            job = await self.durable(lambda: self.store.transition(job.id, state, **fields, **self._fence()))
         except InvalidTransition as exc:
             if exc.current is not state:
+                if state is JobState.CREATING and exc.current is not JobState.CREATING:
+                    self._stored_creating.discard(job.id)
                 raise
             # A retried write whose first try committed after all: the change is stored.
             job = await self.durable(lambda: self.store.get_job(job.id))
@@ -264,6 +337,9 @@ class JobRunner:
 
     async def _admit(self, job: Job, admitted: asyncio.Event) -> None:
         try:
+            if self.leases is not None and not await self.durable(lambda: self.leases.claim(job.id)):  # type: ignore[union-attr]
+                self.drop(job.id)  # stored without an owner and taken by another replica first
+                return
             resolved, est = await self.preview(job)
             limit = self.settings.daily_credit_budget
             since = budget_day_start(self._clock())
@@ -300,6 +376,9 @@ class JobRunner:
         except ImaError as exc:
             self.scheduler.remove(job.id)
             await self.fail(job, exc.key, code=exc.code, detail=exc.message)
+        except (LeaseLost, InvalidTransition) as exc:
+            if self.leases is None or not self.leases.refused(job.id, exc):
+                raise
         finally:
             admitted.set()
 
@@ -329,6 +408,9 @@ class JobRunner:
             if admitted is not None:  # the pre-notice goes out before the first progress edit
                 await admitted.wait()
             await run(self, job_id)
+        except (LeaseLost, InvalidTransition) as exc:
+            if self.leases is None or not self.leases.refused(job_id, exc):
+                raise
         except asyncio.CancelledError:
             # A cancel that lands before run_job could see it (while the pre-notice is still being
             # sent) still ends the job; run_job handles every later one itself.
@@ -346,6 +428,8 @@ class JobRunner:
         job = await self.store.get_job(job_id)
         if job is None or job.finished:
             return job
+        if self.leases is not None and not self.knows(job_id):  # issue 13: pressed on another replica
+            return await self.leases.cancel_elsewhere(job)
         if self.scheduler.remove(job_id):
             self._admitted.pop(job_id, None)
             task = self._tasks.get(f"admit:{job_id}")
@@ -421,7 +505,12 @@ class JobRunner:
         if job.notice_ref and not in_place:
             elapsed = (job.finished_at - job.started_at) if job.finished_at and job.started_at else None
             closed = notices.closed(self.texts, job, elapsed=elapsed)
-        ref = await self.delivery.deliver(job, notice, closed=closed)
+        self._finals_out.add(job.id)
+        try:
+            ref = await self.delivery.deliver(job, notice, closed=closed)
+        finally:
+            self._finals_out.discard(job.id)
+            self._finals_done.set()
         if not ref:
             # deliver() may have recorded how the final goes out (final_edit_tried, final_as_post): the
             # outbox's record must be written on top of that, not over it from this older copy.
