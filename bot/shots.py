@@ -47,9 +47,10 @@ def continue_words(text: str) -> str | None:
 
 
 async def on_button(d: Dispatcher, intent: ActionIntent, job: Job) -> Notice | None:
-    """Continue ▶ (same prompt) or a variation of `job`; the caller checked ownership and limits."""
+    """Continue ▶ or a variation of `job`; the caller checked ownership and limits. Continue's prompt is
+    what the user typed into the form the press opened (intent.text; "" keeps the job's prompt)."""
     if intent.action is Action.CONTINUE:
-        return await start_continue(d, job, origin=job.origin, prompt="", event_keys=())
+        return await start_continue(d, job, origin=job.origin, prompt=intent.text, event_keys=())
     spec = vary(intent.action, job.spec)
     note = note_for(intent.action, job, spec, d.texts)
     return await _start(

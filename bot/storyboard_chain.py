@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("imabot.storyboard")
 
 MAX_JOIN_BYTES = 200 * 1024 * 1024  # per shot, as for continue
+# A restart joins a finished storyboard whose joined video was not delivered, if it ended this recently
+# (an older one is not worth a surprise post; its shots were each delivered).
+JOIN_RESUME_WINDOW = 24 * 3600.0
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Chain:
         self._seen: set[tuple[str, str]] = set()  # (job id, state) already acted on in this process
         self._tasks: set[asyncio.Task[None]] = set()
         self._cards: dict[str, _Card] = {}  # storyboard id -> its card
+        self._joining: set[str] = set()  # last shots whose join runs in this process (one join each)
         d.runner.listeners.append(self.on_change)
 
     def on_change(self, job: Job) -> None:
@@ -106,8 +110,13 @@ class Chain:
 
     async def resume(self) -> None:
         """After a restart: queues (or cancels) every waiting shot whose previous shot finished while the
-        process was down, exactly as on_change would have. Call once the runner has started; returns
+        process was down, exactly as on_change would have, and joins every storyboard whose shots all
+        succeeded but whose joined video was not delivered. Call once the runner has started; returns
         without waiting for that work (wait_idle() does)."""
+        for last in await self._d.store.succeeded_since(self._d._clock() - JOIN_RESUME_WINDOW):
+            info = last.extra.get(KEY)
+            if info and owes_join(last, info):
+                self._spawn(self._join(last, list(info["shots"])), f"storyboard-join:{last.id}")
         for draft in await self._d.store.draft_jobs():
             info = draft.extra.get(KEY)
             if not info or int(info["index"]) == 0:
@@ -197,10 +206,25 @@ class Chain:
         await self._next(job, job.extra[KEY])
 
     async def _join(self, last: Job, shots: list[str]) -> None:
-        """Delivers one video of every shot in order (stream copy when the shots' streams match)."""
+        """Delivers one video of every shot in order (stream copy when the shots' streams match), once:
+        the outcome is recorded on the last shot after the platform took the message (a crash before
+        that joins again at the next start, and the send's key keeps the platform from posting twice)."""
+        if last.id in self._joining:
+            return
+        self._joining.add(last.id)
+        try:
+            await self._join_once(last, shots)
+        finally:
+            self._joining.discard(last.id)
+
+    async def _join_once(self, last: Job, shots: list[str]) -> None:
         from bot.media import MediaError, join_videos_async  # PyAV loads FFmpeg: only when a board ends
 
         d, t, loc = self._d, self._d.texts, last.locale
+        fresh = await d.store.get_job(last.id)
+        if fresh is None or not owes_join(fresh, fresh.extra.get(KEY) or {}):
+            return  # joined meanwhile (by the run before a restart, say)
+        last = fresh
         jobs = [await d.store.get_job(i) for i in shots]
         try:
             parts = [
@@ -217,6 +241,7 @@ class Chain:
             notice = Notice(
                 NoticeKind.FAILURE, t("shots.storyboard.join_failed", loc, count=len(shots)), locale=loc
             )
+            outcome = {"join_failed": True}
         else:
             notice = Notice(
                 NoticeKind.SUCCESS,
@@ -227,10 +252,22 @@ class Chain:
                 locale=loc,
                 mention_user_id=last.origin.user_id,
             )
-            await d.store.update_job(
-                last.id, extra={**last.extra, KEY: {**last.extra[KEY], "joined_url": url}}
-            )
-        await d.runner.delivery.send(last, notice, stage="storyboard-joined")
+            outcome = {"joined_url": url}
+        if await d.runner.delivery.send(last, notice, stage="storyboard-joined"):
+            await d.store.update_job(last.id, extra={**last.extra, KEY: {**last.extra[KEY], **outcome}})
 
 
-__all__ = ["KEY", "Chain", "start"]
+def owes_join(job: Job, info: dict[str, Any]) -> bool:
+    """Whether `job` is the succeeded last shot of a storyboard (it ran only once every shot before it
+    succeeded) whose joined video, or the word that joining failed, was not delivered yet."""
+    shots = info.get("shots") or []
+    return (
+        job.state is JobState.SUCCEEDED
+        and bool(shots)
+        and shots[-1] == job.id
+        and not info.get("joined_url")
+        and not info.get("join_failed")
+    )
+
+
+__all__ = ["KEY", "Chain", "owes_join", "start"]

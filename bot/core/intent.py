@@ -80,6 +80,9 @@ class ActionIntent:
     action: Action
     locale: str | None = None
     event_keys: tuple[str, ...] = ()
+    # What the user typed into the form the press opened (Continue ▶'s "what happens next": a Discord
+    # modal, a Feishu card form); "" for a plain press or an empty form.
+    text: str = ""
 
 
 class Command(StrEnum):

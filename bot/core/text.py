@@ -55,12 +55,13 @@ ARG_CHARS = 500  # a command argument (a /settings value, a job id) is never lon
 
 def clean_intent(intent: Intent) -> Intent:
     """The intent with every user-typed string cleaned and capped (clean_text): a message's text, a
-    command's arguments, a button's job id; and its dedup keys made storable (the same key always cleans
-    to the same string, so redeliveries are still recognised)."""
+    command's arguments, a button's job id and form text; and its dedup keys made storable (the same key
+    always cleans to the same string, so redeliveries are still recognised)."""
     keys = tuple(clean_text(str(k), ARG_CHARS) for k in intent.event_keys)
     if isinstance(intent, GenerationIntent):
         return replace(intent, text=clean_text(intent.text), event_keys=keys)
     if isinstance(intent, CommandIntent):
         args = {clean_text(str(k), ARG_CHARS): clean_text(str(v), ARG_CHARS) for k, v in intent.args.items()}
         return replace(intent, args=args, event_keys=keys)
-    return replace(intent, job_id=clean_text(str(intent.job_id), ARG_CHARS), event_keys=keys)
+    job_id = clean_text(str(intent.job_id), ARG_CHARS)
+    return replace(intent, job_id=job_id, text=clean_text(intent.text), event_keys=keys)

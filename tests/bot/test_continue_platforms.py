@@ -54,11 +54,13 @@ async def test_discord_continue_button_and_continue_reply(rig: Rig) -> None:
         final = rig.message(first.result_ref)
         assert f"imabot:continue:{first.id}" in custom_ids(final)
         click = await fake.click_button(final["id"], f"imabot:continue:{first.id}")
+        await fake.wait_until(lambda: click.modal is not None)  # the press asks what happens next
+        submit = await fake.submit_modal(click)  # left empty: the same words again
         first, by_button = await rig.jobs(app, 2)
         await fake.send_message("继续，风筝落在屋顶上", reply_to=final["id"])
         first, by_button, by_reply = await rig.jobs(app, 3)
 
-    assert click.acked_type == 6
+    assert (click.acked_type, submit.acked_type) == (9, 6)
     _assert_continues(emu, first, by_button, "a red kite over green hills")
     _assert_continues(emu, first, by_reply, "风筝落在屋顶上")
     assert "继续" not in emu.tasks[by_reply.task_id].prompt
@@ -74,13 +76,16 @@ async def test_feishu_continue_button_and_continue_reply(tmp_path: Path, via: st
             )
             (first,) = await rig.jobs(app)
             if via == "button":
+                press = {"open_chat_id": P2P, "operator": first.origin.user_id}
+                await fake.push_event(
+                    card_action_event("continue", first.id, open_message_id=first.result_ref, **press)
+                )
+                # the press answers with a card form asking what happens next; submitted empty
+                await fake.wait_until(lambda: bool(rig.replies_to(first.result_ref, "interactive")))
+                [form] = rig.replies_to(first.result_ref, "interactive")
                 await fake.push_event(
                     card_action_event(
-                        "continue",
-                        first.id,
-                        open_message_id=first.result_ref,
-                        open_chat_id=P2P,
-                        operator=first.origin.user_id,
+                        "continue", first.id, open_message_id=form.message_id, form_value={}, **press
                     )
                 )
                 prompt = "a red kite over green hills"
@@ -215,3 +220,33 @@ async def test_feishu_a_big_spend_asks_first_and_a_cancel_creates_nothing(tmp_pa
             (done,) = await rig.jobs(app)
         assert done.state is JobState.CANCELLED and emu.tasks == {}
         assert len(emu.state.uploads) == 0
+
+
+async def test_discord_a_storyboard_whose_join_died_with_the_process_is_joined_at_the_next_start(
+    rig: Rig,
+) -> None:
+    fake, emu = rig.fake, rig.emulator
+    async with rig.app() as app:
+        chain = app.dispatcher.storyboards
+
+        def deaf_once_shot_3_starts(job: Job) -> None:
+            # As if the process died right after shot 3 succeeded: the chain never hears of it.
+            info = job.extra.get("storyboard") or {}
+            if info.get("index") == 2 and job.state is not JobState.DRAFT and chain.on_change in listeners:
+                listeners.remove(chain.on_change)
+
+        listeners = app.runner.listeners
+        listeners.append(deaf_once_shot_3_starts)
+        await fake.send_message(BOARD, mention_bot=True)
+        jobs = await rig.jobs(app, 3, within=30)
+        await chain.wait_idle()
+        last = max(jobs, key=lambda j: j.extra["storyboard"]["index"])
+        assert last.state is JobState.SUCCEEDED and "joined_url" not in last.extra["storyboard"]
+    async with rig.app() as app:  # the next start owes the joined video
+        await app.dispatcher.storyboards.wait_idle()
+        joined_url = await _assert_board(app, emu, jobs)
+    async with rig.app() as app:  # and a start after that owes nothing
+        await app.dispatcher.storyboards.wait_idle()
+    posted = [m for m in rig.bot_messages(fake.channel_id) if joined_url in str(m)]
+    assert len(posted) == 1  # the joined video, posted once across three starts
+    assert len(emu.tasks) == 3
