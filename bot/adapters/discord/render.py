@@ -129,7 +129,7 @@ def _button(button: Button, notice: Notice, texts: Texts) -> discord.ui.Item[Any
     if button.action is None or not job_id:
         return None
     label = button.label or texts(f"discord.button.{button.action.value}", notice.locale)
-    style = _STYLES.get(button.style, discord.ButtonStyle.secondary)
+    style = _STYLES[button.style]
     if style is discord.ButtonStyle.link:
         style = discord.ButtonStyle.secondary
     try:
@@ -140,7 +140,13 @@ def _button(button: Button, notice: Notice, texts: Texts) -> discord.ui.Item[Any
 
 def render_view(notice: Notice, texts: Texts) -> discord.ui.View | None:
     """Returns a persistent view with the notice's buttons, or None when it has none."""
-    items = [i for i in (_button(b, notice, texts) for b in notice.buttons) if i is not None]
+    items, seen = [], set()
+    for item in (_button(b, notice, texts) for b in notice.buttons):
+        # Discord refuses the whole message when two buttons share a custom_id (the same action and job).
+        key = getattr(item, "custom_id", None)
+        if item is not None and (key is None or key not in seen):
+            items.append(item)
+            seen.add(key)
     if not items:
         return None
     view = discord.ui.View(timeout=None)
@@ -157,7 +163,7 @@ def render_embed(notice: Notice, texts: Texts) -> discord.Embed:
     embed = discord.Embed(
         title=_cut(neutralize(notice.title), TITLE_LIMIT) or None,
         description=_cut(neutralize("\n".join(notice.lines)), DESCRIPTION_LIMIT) or None,
-        color=COLORS.get(notice.kind, COLORS[NoticeKind.INFO]),
+        color=COLORS[notice.kind],
         url=notice.video_url or None,
     )
     if notice.cover_url:

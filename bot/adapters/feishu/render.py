@@ -67,7 +67,7 @@ def digest(content: str) -> str:
 
 def progress_bar(percent: int, width: int = 10) -> str:
     """Returns a text progress bar for 0..100."""
-    filled = max(0, min(width, round(max(0, min(100, percent)) * width / 100)))
+    filled = max(0, min(width, round(percent * width / 100)))  # clamped here, so any percent is safe
     return "▰" * filled + "▱" * (width - filled)
 
 
@@ -98,9 +98,7 @@ def request_bytes(card: Mapping[str, Any]) -> int:
 
 
 def _shorten(text: str, chars: int) -> str:
-    return (
-        text if len(text) <= chars else (text[: max(0, chars - 2)].rstrip(" …") + " …" if chars > 8 else "")
-    )
+    return text if len(text) <= chars else (text[: chars - 2].rstrip(" …") + " …" if chars > 8 else "")
 
 
 def render_card(notice: Notice, labels: Mapping[str, str], *, image_key: str = "") -> dict[str, Any]:
@@ -160,7 +158,7 @@ def _card(notice: Notice, labels: Mapping[str, str], title: str, body: str, imag
         "config": {"wide_screen_mode": True, "update_multi": True, "enable_forward": True},
         "header": {
             "title": {"tag": "plain_text", "content": title},
-            "template": _TEMPLATES.get(notice.kind, "blue"),
+            "template": _TEMPLATES[notice.kind],
         },
         "elements": elements,
     }
@@ -184,6 +182,6 @@ def _button(button: Button, labels: Mapping[str, str]) -> dict[str, Any]:
     return {
         "tag": "button",
         "text": {"tag": "plain_text", "content": label},
-        "type": _BUTTON_TYPES.get(button.style, "default"),
+        "type": _BUTTON_TYPES[button.style],
         **out,
     }
