@@ -48,6 +48,8 @@ def build_adapters(config: Config, texts: Texts) -> list[Adapter]:
                     max_image_bytes=int(config.jobs.max_image_mb * 2**20),
                     min_edit_interval=d.min_edit_interval,
                     command_guild_ids=tuple(d.command_guild_ids),
+                    shard_count=d.shard_count,  # issue 13: replicas split the gateway shards
+                    shard_ids=tuple(d.shard_ids),
                 ),
                 texts=texts,
             )
@@ -111,14 +113,17 @@ class App:
 
     async def start(self) -> None:
         c = self.config
-        # Before anything else: a second process on this store must stop here (raises StoreLocked).
-        self._store_lock = StoreLock.acquire(c.store.path)
+        # Before anything else: a second process on a SQLite store must stop here (raises StoreLocked).
+        # A PostgreSQL store (issue 13) is shared by replicas: leases, not a file lock, divide the work.
+        if not c.store.url:
+            self._store_lock = StoreLock.acquire(c.store.path)
         self.session = aiohttp.ClientSession()  # IMA calls are timed by the client's observer below
         try:
-            self.store = await JobStore.open(c.store.path, clock=self._clock)
+            self.store = await JobStore.open(c.store.url or c.store.path, clock=self._clock)
         except StoreError as exc:
-            raise StoreError(with_advice(str(exc))) from exc
-        self.store_watch = StoreWatch(c.store.path)
+            raise StoreError(with_advice(str(exc)) if not c.store.url else str(exc)) from exc
+        if not c.store.url:  # a database server has no file to be deleted or replaced under us
+            self.store_watch = StoreWatch(c.store.path)
         self.client = ImaClient(
             self.session,
             c.ima.api_key,
@@ -150,6 +155,9 @@ class App:
                 max_image_bytes=int(c.jobs.max_image_mb * 2**20),
                 daily_credit_budget=c.jobs.daily_credit_budget,
                 time_scale=s,
+                # issue 13: leases only where several replicas can share the store (PostgreSQL)
+                lease_seconds=c.jobs.lease_seconds / s if c.store.url else 0.0,
+                replica_id=c.jobs.replica_id,
             ),
             clock=self._clock,
             sleep=self._sleep,
@@ -171,6 +179,7 @@ class App:
                 daily_credit_budget=c.jobs.daily_credit_budget,
                 max_storyboard_shots=c.jobs.max_storyboard_shots,  # issue 14
                 confirm_above_credits=c.jobs.confirm_above_credits,  # issue 14
+                min_prompt_chars=c.jobs.min_prompt_chars,  # issue 9
             ),
             clock=self._clock,
         )
@@ -181,6 +190,7 @@ class App:
         self.metrics.bind(
             queue=self.scheduler, deduplicated=lambda: dispatcher.deduplicated, adapters=self.adapters
         )
+        self.metrics.bind_leases(self.runner.leases)  # issue 13: per-replica lease figures
         await self.metrics.load(self.store)  # before the runner resumes (and moves) stored jobs
         await purge_events(self.store)
         self._housekeeping = asyncio.create_task(

@@ -13,6 +13,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from bot.config_yaml import ConfigLoader, Missing
+from bot.jobs._sql import is_postgres_url, mask_url, url_password
 
 
 class ConfigError(ValueError):
@@ -34,6 +35,7 @@ class ImaSettings:
 @dataclass(frozen=True)
 class StoreSettings:
     path: str = ".imabot/imabot.sqlite3"  # relative paths are read from the config's folder
+    url: str = ""  # issue 13: postgresql://… puts the store in PostgreSQL (replicas); "" = SQLite at path
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class JobsSettings:
     dedup_hours: float = 8.0
     max_storyboard_shots: int = 6  # issue 14: shots per storyboard
     confirm_above_credits: int = 0  # issue 14: ask before a job or storyboard costing more; 0 = never
+    lease_seconds: float = 30.0  # issue 13: how long a replica's hold on a job lasts unless renewed
+    replica_id: str = ""  # issue 13: this replica's name in the store; "" = host:pid:random at start
+    min_prompt_chars: int = 4  # issue 9: a prompt with fewer content characters is confirmed first
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,8 @@ class DiscordSection:
     command_guild_ids: list[str] = field(default_factory=list)
     upload_video: bool = False
     min_edit_interval: float = 10.0
+    shard_count: int = 0  # issue 13: gateway shards in all; 0 = one connection (no sharding)
+    shard_ids: list[int] = field(default_factory=list)  # issue 13: the shards this replica runs; [] = all
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,7 @@ class Config:
             self.feishu.app_secret,
             self.feishu.encrypt_key,
             self.feishu.verification_token,
+            url_password(self.store.url),  # issue 13: the store URL's password
         ]
         return [v for v in values if v and len(v) >= 6]
 
@@ -215,7 +223,10 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "jobs.dedup_hours": (0, None, True),
     "jobs.max_storyboard_shots": (2, 20, False),
     "jobs.confirm_above_credits": (0, None, False),
+    "jobs.min_prompt_chars": (0, 200, False),  # issue 9; a CJK character counts as two
+    "jobs.lease_seconds": (0, 3600, True),  # issue 13
     "defaults.duration": (1, 60, False),
+    "discord.shard_count": (0, None, False),  # issue 13
     "discord.min_edit_interval": (0, None, False),
     "feishu.min_patch_interval": (0, None, False),
     "feishu.webhook_max_age": (1, None, False),
@@ -269,9 +280,12 @@ def _validate(c: Config, base: Path) -> Config:
             raise ConfigError(key, f"must be an http(s):// URL, not {_get(c, key)!r}")
     c = _set(c, "defaults.model", _model(c.defaults.model))
     c = _set(c, "defaults.aspect_ratio", _ratio(c.defaults.aspect_ratio))
+    if c.store.url and not is_postgres_url(c.store.url):  # issue 13; the message never shows a password
+        raise ConfigError("store.url", f"must be a postgresql:// URL, not {mask_url(c.store.url)!r}")
     for key in _PATHS:
-        if _get(c, key):
+        if _get(c, key) and not (key == "store.path" and c.store.url):  # unused with store.url
             c = _set(c, key, _writable(key, base / Path(_get(c, key)).expanduser()))
+    c = _set(c, "discord.shard_ids", _shards(c.discord.shard_ids, c.discord.shard_count))
     if c.discord.enabled and not c.discord.token:
         raise ConfigError("discord.token", "is required when discord.enabled is true")
     if c.feishu.enabled and not (c.feishu.app_id and c.feishu.app_secret):
@@ -292,6 +306,24 @@ def _model(value: str) -> str:
             "defaults.model",
             f"must be ima-pro (Ima Sevio 1.0) or ima-pro-fast (Ima Sevio 1.0-Fast), not {value!r}",
         ) from None
+
+
+def _shards(ids: list[Any], count: int) -> list[int]:
+    """discord.shard_ids as whole numbers, each below discord.shard_count (issue 13: replicas split the
+    gateway shards; a shard run twice would see every event twice)."""
+    out: list[int] = []
+    for raw in ids:
+        text = str(raw).strip()
+        if not text.isdigit():
+            raise ConfigError("discord.shard_ids", f"must be whole numbers, not {raw!r}")
+        if int(text) >= count:
+            raise ConfigError(
+                "discord.shard_ids", f"shard {text} needs discord.shard_count above {text}, not {count}"
+            )
+        out.append(int(text))
+    if len(set(out)) != len(out):
+        raise ConfigError("discord.shard_ids", "lists a shard twice")
+    return out
 
 
 def _ratio(value: str | None) -> str | None:

@@ -296,8 +296,12 @@ class Dispatcher:
             retry_of=job.id,
         )
         again = replace(again, trace_id=again.id)
+        if await shots.needs_confirm(self, again):  # issue 14: a big spend waits for Generate
+            again = replace(again, state=JobState.DRAFT)
         if not await self.store.add_job(again, ttl=self.settings.event_ttl):
             return None
+        if again.state is JobState.DRAFT:
+            return await shots.confirm_big_spend(self, again, await intake.confirm(self, again))
         log.info("job=%s %s of %s", again.id, intent.action.value, job.id)
         self.runner.notify(again)
         self.runner.admit(again)

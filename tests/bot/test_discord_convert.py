@@ -20,7 +20,7 @@ from bot.adapters.discord.convert import (
     parse_custom_id,
     strip_bot_mention,
 )
-from bot.core import Action, Origin
+from bot.core import Action, ActionIntent, Origin
 
 GOLDEN = sorted((Path(__file__).parents[1] / "data" / "discord").glob("*.json"))
 
@@ -195,3 +195,11 @@ def test_only_default_and_reply_messages_are_requests(kind: int, accepted: bool)
     # A DM "user joined", "pinned a message" or boost notice (types 6, 7, 8) carries text but asks for nothing.
     payload = {"id": "1", "type": kind, "channel_id": "5", "author": {"id": "7"}, "content": "a cat"}
     assert (message_intent(payload, bot_id="9") is not None) is accepted
+
+
+def test_a_modal_submit_counts_only_as_the_answer_to_continue_s_form() -> None:
+    for action in ("retry", "cancel", "other_model"):
+        payload = {"id": "9", "type": 5, "data": {"custom_id": f"imabot:{action}:job1", "components": []}}
+        assert interaction_intent(payload) is None  # the bot opens no other form: a forged submit is nothing
+    answer = interaction_intent({"id": "9", "type": 5, "data": {"custom_id": "imabot:continue:job1"}})
+    assert isinstance(answer, ActionIntent) and answer.action is Action.CONTINUE and answer.job_id == "job1"

@@ -199,7 +199,7 @@ async def test_close_right_after_start_is_clean(fake: FakeFeishu) -> None:
         run = asyncio.create_task(adapter.run(StandIn()))
         await adapter.wait_started()
         await adapter.close()
-        await asyncio.wait_for(run, 5)
+        await asyncio.wait_for(run, 30)  # hang guard
         assert not adapter.connected
     await fake.wait_until(lambda: fake.ws.connected_clients == 0)
 
@@ -207,7 +207,7 @@ async def test_close_right_after_start_is_clean(fake: FakeFeishu) -> None:
 async def test_bad_credentials_fail_run_fast(fake: FakeFeishu) -> None:
     adapter = FeishuAdapter(settings_for(fake, app_secret="wrong"), texts=TEXTS)
     with pytest.raises(PlatformError) as err:
-        await asyncio.wait_for(adapter.run(StandIn()), 5)
+        await asyncio.wait_for(adapter.run(StandIn()), 30)  # hang guard
     assert err.value.code == 10014 and "wrong" not in str(err.value)
 
 
@@ -215,7 +215,7 @@ async def test_a_long_connection_refused_at_bootstrap_ends_run_with_an_error(fak
     fake.ws.app_secret = "rotated"  # the Open API still accepts the app, the ws endpoint does not
     adapter = FeishuAdapter(settings_for(fake), texts=TEXTS)
     with pytest.raises(PlatformError, match="long connection"):
-        await asyncio.wait_for(adapter.run(StandIn()), 5)
+        await asyncio.wait_for(adapter.run(StandIn()), 30)  # a hang guard only: it ends in well under 1 s
     assert fake.ws.endpoint_calls == 1 and not adapter.connected
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from . import discord_checks as checks
+from . import discord_modals
 from . import discord_payloads as shapes
 
 if TYPE_CHECKING:
@@ -52,6 +54,24 @@ async def _read_body(request: web.Request) -> tuple[Any, list[dict[str, Any]]]:
     return (json.loads(raw) if raw else None), []
 
 
+def _refused(method: str, path: str, body: Any, files: list[dict[str, Any]]) -> web.Response | None:
+    """Discord's 400 for a message create or edit that breaks a documented limit (see discord_checks)."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "interactions" and method == "POST" and isinstance(body, dict):
+        kind = body.get("type")
+        if kind not in (4, 7):
+            return None
+        body, creating = body.get("data") or {}, kind == 4
+    elif parts[0] == "channels" and parts[2:3] == ["messages"] and method in ("POST", "PATCH"):
+        creating = method == "POST"
+    elif parts[0] == "webhooks" and (method, len(parts)) in (("POST", 3), ("PATCH", 5)):
+        creating = method == "POST"
+    else:
+        return None
+    answer = checks.problem(body, files=len(files), creating=creating)
+    return None if answer is None else _json(answer, 400)
+
+
 def build_app(fake: FakeDiscord) -> web.Application:
     """Returns the aiohttp application serving fake's state."""
 
@@ -71,6 +91,8 @@ def build_app(fake: FakeDiscord) -> web.Application:
             response: web.StreamResponse = _json(rule.body, rule.status, rule.headers)
         elif not auth_free and request.headers.get("Authorization") != f"Bot {fake.token}":
             response = _error(401, 0, "401: Unauthorized")
+        elif (refused := _refused(request.method, entry.path, body, files)) is not None:
+            response = refused
         else:
             try:
                 response = await handler(request)
@@ -207,6 +229,11 @@ def build_app(fake: FakeDiscord) -> web.Application:
             return _error(400, 40060, "Interaction has already been acknowledged.")
         body = request[BODY] or {}
         kind, data = body.get("type"), body.get("data") or {}
+        if kind == 9:  # MODAL: only an answer to a command or a component, and a well-formed one
+            bad = discord_modals.problem(data) if inter.type in (2, 3) else "a modal cannot answer this"
+            if bad:
+                return _error(400, 50035, f"Invalid Form Body: {bad}")
+            inter.modal = data
         inter.acked_type, inter.acked_at = kind, fake.clock()
         channel_id = inter.payload["channel_id"]
         msg = None

@@ -21,6 +21,7 @@ from typing import Any
 import yarl
 from aiohttp import WSMsgType, web
 
+from . import discord_modals
 from . import discord_payloads as shapes
 
 JSON = {"Content-Type": "application/json"}  # exactly this: discord.py parses JSON only for this header
@@ -50,6 +51,7 @@ class FakeInteraction:
     acked_at: float | None = None
     original_id: str | None = None
     loading: bool = False
+    modal: dict[str, Any] | None = None  # the modal this interaction was answered with (callback type 9)
 
 
 @dataclass
@@ -310,6 +312,8 @@ class FakeDiscord:
             "relationships": [],
             "session_type": "normal",
         }
+        if d.get("shard") is not None:  # Discord echoes the shard a session was identified for
+            ready["shard"] = d["shard"]
         await self.dispatch("READY", ready)
         guild_channels = [c for c in self.channels.values() if c.get("guild_id") == self.guild_id]
         members = [{**shapes.member(self.users[self.bot_id]), "roles": [self.bot_role_id]}]
@@ -449,6 +453,25 @@ class FakeDiscord:
             dm=channel["type"] == 1,
             locale=locale,
             message_obj=msg,
+        )
+
+    async def submit_modal(
+        self, opened: FakeInteraction, values: dict[str, str] | None = None, *, locale: str = "en-US"
+    ) -> FakeInteraction:
+        """The user who got the modal `opened` was answered with submits it, typing `values` (text input
+        custom_id -> text). Like Discord, the submit carries the message whose button opened it."""
+        if opened.modal is None:
+            raise ValueError(f"interaction {opened.id} was not answered with a modal")
+        p = opened.payload
+        invoker = (p.get("member") or {}).get("user") or p["user"]
+        return await self._interact(
+            5,
+            discord_modals.submit_data(opened.modal, values or {}),
+            user_id=invoker["id"],
+            channel_id=p["channel_id"],
+            dm="guild_id" not in p,
+            locale=locale,
+            message_obj=p.get("message"),
         )
 
     async def send_message(

@@ -148,8 +148,16 @@ def card_action_event(
     event_id: str | None = None,
     token: str = "",
     value: Any = None,
+    form_value: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Returns a card.action.trigger callback for a button whose value is {"action", "job_id"}."""
+    """Returns a card.action.trigger callback for a button whose value is {"action", "job_id"}; with
+    form_value, the submit button (named "submit") of a card form, carrying what was typed by input name."""
+    pressed: dict[str, Any] = {
+        "value": value if value is not None else {"action": action, "job_id": job_id},
+        "tag": "button",
+    }
+    if form_value is not None:
+        pressed.update(form_value=form_value, name="submit")
     return {
         "schema": "2.0",
         "header": {
@@ -168,10 +176,7 @@ def card_action_event(
                 "union_id": "on_" + operator[3:],
             },
             "token": _next("c-"),
-            "action": {
-                "value": value if value is not None else {"action": action, "job_id": job_id},
-                "tag": "button",
-            },
+            "action": pressed,
             "host": "im_message",
             "context": {"open_message_id": open_message_id, "open_chat_id": open_chat_id},
         },
@@ -224,6 +229,7 @@ class LongConnection:
         self._pending: dict[str, tuple[asyncio.Future[Ack], float]] = {}
         self._connected: asyncio.Event | None = None
         self._seq = itertools.count(1)
+        self._turn = itertools.count()  # several clients (replicas): events go to each in turn
         self.on_change: Callable[[], None] = lambda: None  # called when a client connects or leaves
 
     def mount(self, app: web.Application) -> None:
@@ -313,7 +319,8 @@ class LongConnection:
     async def push(self, payload: Mapping[str, Any], *, within: float = 5.0) -> Ack:
         """Sends one event frame to a connected client and returns its ack."""
         await self.wait_connected(within)
-        ws = next(iter(self._sockets))
+        clients = sorted(self._sockets, key=id)
+        ws = clients[next(self._turn) % len(clients)]
         seq = next(self._seq)
         message_id = f"wsmsg_{seq}"
         frame = Frame(SeqID=seq, LogID=seq, service=7, method=1, payload=json.dumps(payload).encode())

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import feishu_cards
 from .feishu_events import APP_ID, BOT_OPEN_ID, Ack, LongConnection
 
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
@@ -75,6 +76,24 @@ def _err(status: int, code: int, msg: str, headers: Mapping[str, str] | None = N
     )
 
 
+class Hold:
+    """Requests matching (method, path regex) hang until release(): a platform that takes its time.
+
+    `waiting` counts the requests held now, `held` every request held so far.
+    """
+
+    def __init__(self, method: str, path_re: re.Pattern[str]) -> None:
+        self.method, self.path_re = method, path_re
+        self.waiting = self.held = 0
+        self._gate = asyncio.Event()  # waited on (and set) on the fake's loop only
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def release(self) -> None:
+        """Lets every held request, and every later one, through; call it from any thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._gate.set)
+
+
 class FakeFeishu:
     """Runs in its own thread and loop: lark-oapi's ws bootstrap (and its sync token fetch) are blocking
     `requests` calls, so a fake on the caller's loop would deadlock.
@@ -82,9 +101,9 @@ class FakeFeishu:
     Knobs: token_ttl (s), patch_limit per patch_window (s) per message (Feishu: 5 per 1 s), clock
     (for that window).
 
-    Driver: register, add_resource, add_cdn, invalidate_tokens, rate_limit_next, fail_next, recall,
-    delete, age, push_event, drop_ws, wait_ws_connected, wait_until; state: calls, messages, images, files,
-    token_fetches, ws (the LongConnection: acks, connects, endpoint_calls, drop()).
+    Driver: register, add_resource, add_cdn, invalidate_tokens, rate_limit_next, fail_next, hold_requests,
+    recall, delete, age, push_event, drop_ws, wait_ws_connected, wait_until; state: calls, messages, images,
+    files, token_fetches, ws (the LongConnection: acks, connects, endpoint_calls, drop()).
     """
 
     def __init__(
@@ -120,6 +139,7 @@ class FakeFeishu:
         self._uuids: dict[str, str] = {}
         self._patch_times: dict[str, deque[float]] = {}
         self._faults: list[_Fault] = []
+        self._holds: list[Hold] = []
         self._ids = itertools.count(1)
         self._waiters: list[Callable[[], None]] = []
         self._lock = threading.Lock()
@@ -257,6 +277,25 @@ class FakeFeishu:
                 )
             )
 
+    def hold_requests(self, method: str, path_pattern: str) -> Hold:
+        """Every request matching method and the path regex hangs until the returned Hold is released."""
+        hold = Hold(method.upper(), re.compile(path_pattern))
+        hold._loop = self._loop
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    async def _hold(self, request: web.Request) -> None:
+        with self._lock:
+            holds = [h for h in self._holds if h.method == request.method and h.path_re.search(request.path)]
+        for hold in holds:
+            hold.waiting, hold.held = hold.waiting + 1, hold.held + 1
+            self._notify()
+            try:
+                await hold._gate.wait()
+            finally:
+                hold.waiting -= 1
+
     def clear_faults(self) -> None:
         """Drops every pending fail_next/rate_limit_next answer (the outage is over)."""
         with self._lock:
@@ -342,6 +381,7 @@ class FakeFeishu:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         body = await self._body(request)
+        await self._hold(request)  # hold_requests: hangs until the test releases it
         response = (
             self._fault(request, after=False)
             or self._auth(request)
@@ -484,10 +524,8 @@ class FakeFeishu:
             parsed = json.loads(content)
         except (TypeError, ValueError):
             return _err(400, 230001, "invalid content: not a JSON string")
-        if msg_type == "interactive" and not (
-            isinstance(parsed, dict) and ("elements" in parsed or "body" in parsed)
-        ):
-            return _err(400, 230099, "Failed to create card content")
+        if msg_type == "interactive" and (bad := feishu_cards.problem(parsed)) is not None:
+            return _err(400, feishu_cards.CARD_ERROR_CODE, bad)
         if msg_type == "text" and not parsed.get("text"):
             return _err(400, 230001, "invalid text content")
         if msg_type == "media" and (

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from bot.adapters.discord.convert import interaction_intent, message_intent
 from bot.adapters.feishu.convert import Context, Unsupported, to_intent
-from bot.core import ActionIntent, CommandIntent, GenerationIntent
+from bot.core import Action, ActionIntent, CommandIntent, GenerationIntent
 from bot.parsing import parse
 from bot.parsing.parser import MAX_NOTES, MAX_TEXT
 from ima.models import TaskType
@@ -98,9 +98,10 @@ json_values = st.recursive(
 @FUZZ
 @given(text=st.one_of(messages, st.text(max_size=400)), images=st.integers(0, 12))
 def test_parser_never_fails_and_stays_bounded(text: str, images: int) -> None:
-    started = time.perf_counter()
+    parse("warm", 0)  # the tables compile on first use (about 0.4 s of CPU): not part of the bound
+    started = time.thread_time()  # CPU of this thread: a loaded machine does not stretch it
     r = parse(text, images)
-    assert time.perf_counter() - started < 1.0  # no pathological regex backtracking
+    assert time.thread_time() - started < 1.0  # no pathological regex backtracking
     assert isinstance(r.task_type, TaskType)
     assert len(r.prompt) <= min(len(text), MAX_TEXT)
     assert len(r.notes) <= MAX_NOTES
@@ -211,10 +212,12 @@ def test_discord_messages_convert_without_failing(payload: dict[str, Any]) -> No
 @given(payload=interactions)
 def test_discord_interactions_convert_without_failing(payload: dict[str, Any]) -> None:
     intent = interaction_intent(payload)
-    if payload["type"] not in (2, 3):
+    if payload["type"] not in (2, 3, 5):
         assert intent is None
     if isinstance(intent, ActionIntent):
-        assert 1 <= len(intent.job_id) <= 80 and payload["type"] == 3
+        assert 1 <= len(intent.job_id) <= 80 and payload["type"] in (3, 5)
+        # a modal submit is only ever the answer to Continue's form (bot/adapters/discord/modals.py)
+        assert payload["type"] == 3 or intent.action is Action.CONTINUE
     if isinstance(intent, GenerationIntent | CommandIntent):
         assert payload["type"] == 2
         assert all(len(v) <= 40 for v in getattr(intent, "options", {}).values())

@@ -30,9 +30,21 @@ MAX_RATELIMIT_WAIT = 60.0
 class Hooks(Protocol):
     async def on_app_command(self, interaction: discord.Interaction) -> None: ...
     async def on_job_button(self, interaction: discord.Interaction, action: Action, job_id: str) -> None: ...
+    async def on_form(self, interaction: discord.Interaction) -> None: ...
     async def on_message(self, message: discord.Message) -> None: ...
     def on_login(self) -> None: ...
     def on_ready(self) -> None: ...
+
+
+def make_client(
+    hooks: Hooks, *, shard_count: int = 0, shard_ids: tuple[int, ...] = (), **options: Any
+) -> BotClient:
+    """The client for this replica (issue 13): one unsharded connection when shard_count is 0, else the
+    gateway shards shard_ids (all when empty) of shard_count, so replicas split the gateway between them
+    while each sends and edits over REST."""
+    if not shard_count:
+        return BotClient(hooks, **options)
+    return ShardedBotClient(hooks, shard_count=shard_count, shard_ids=list(shard_ids) or None, **options)
 
 
 class BotClient(discord.Client):
@@ -45,8 +57,10 @@ class BotClient(discord.Client):
         texts: Callable[..., str],
         command_guild_ids: tuple[str, ...],
         guild_ready_timeout: float,
+        **shards: Any,
     ) -> None:
         super().__init__(
+            **shards,
             intents=INTENTS,
             guild_ready_timeout=guild_ready_timeout,
             max_ratelimit_timeout=MAX_RATELIMIT_WAIT,
@@ -95,6 +109,12 @@ class BotClient(discord.Client):
 
     async def on_job_button(self, interaction: discord.Interaction, action: Action, job_id: str) -> None:
         await self._hooks.on_job_button(interaction, action, job_id)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        # Modal submits are read here, not by a stored Modal, so a form opened before a restart still
+        # works after it (modals.py); convert ignores modals that are not ours.
+        if interaction.type is discord.InteractionType.modal_submit:
+            await self._hooks.on_form(interaction)
 
 
 def interaction_payload(interaction: discord.Interaction) -> dict[str, Any]:
@@ -177,3 +197,7 @@ def parent_channel_id(channel: object) -> str:
     """Returns a thread's parent channel id ("" for other channels), for the channel allowlist."""
     parent = getattr(channel, "parent_id", None)
     return str(parent) if parent else ""
+
+
+class ShardedBotClient(BotClient, discord.AutoShardedClient):
+    """BotClient over several gateway shards (issue 13: shards split across replicas)."""

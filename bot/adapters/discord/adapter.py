@@ -18,6 +18,7 @@ from ._messenger import ChannelMessenger
 from ._transfer import REQUEST_FAILURES
 from .convert import get_locale, interaction_intent, is_allowed
 from .convert import message_intent as convert_message
+from .modals import continue_form
 from .render import Rendered, render_notice, render_text
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class DiscordSettings:
     command_guild_ids: tuple[str, ...] = ()  # sync commands to these guilds (fast) else globally
     guild_ready_timeout: float = 2.0
     allow_direct_messages: bool = True  # DMs are outside any guild allowlist; this switch governs them
+    shard_count: int = 0  # issue 13: gateway shards across all replicas; 0 = one unsharded connection
+    shard_ids: tuple[int, ...] = ()  # issue 13: the shards this replica runs; () = all of shard_count
 
 
 class DiscordStartupError(Exception):
@@ -123,11 +126,13 @@ class DiscordAdapter:
             raise RuntimeError("DiscordAdapter.run() is already running")
         self._closing = False
         self._handler = handler
-        client = _client.BotClient(
+        client = _client.make_client(
             self,
             texts=self._texts,
             command_guild_ids=self._settings.command_guild_ids,
             guild_ready_timeout=self._settings.guild_ready_timeout,
+            shard_count=self._settings.shard_count,
+            shard_ids=self._settings.shard_ids,
         )
         self._client = client
         try:
@@ -221,6 +226,25 @@ class DiscordAdapter:
             log.warning("Could not answer interaction %s: %r", interaction.id, exc)
 
     async def on_job_button(self, interaction: discord.Interaction, action: Action, job_id: str) -> None:
+        if action is Action.CONTINUE:  # issue 14: the press asks what happens next; the submit is on_form
+            await self._open_form(interaction, job_id)
+            return
+        await self._on_press(interaction)
+
+    async def on_form(self, interaction: discord.Interaction) -> None:
+        """A submitted modal (Continue ▶'s form): handled as the press itself, with the typed text."""
+        await self._on_press(interaction)
+
+    async def _open_form(self, interaction: discord.Interaction, job_id: str) -> None:
+        intent, locale = await self._accept(interaction)
+        if intent is None:
+            return
+        try:  # the modal must be the first answer (within 3 s): nothing else happens before it
+            await interaction.response.send_modal(continue_form(job_id, self._texts, locale))
+        except REQUEST_FAILURES as exc:
+            log.warning("Could not open the form for button %s: %r", interaction.id, exc)
+
+    async def _on_press(self, interaction: discord.Interaction) -> None:
         intent, locale = await self._accept(interaction)
         if intent is None:
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 from bot.core import (
@@ -17,6 +18,8 @@ from bot.core import (
     Origin,
     Quoted,
 )
+
+from .form import submitted_text
 
 PLATFORM = "discord"
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's per-file limit without boosts
@@ -201,7 +204,8 @@ def _button_intent(payload: Mapping[str, Any], locale: str | None, keys: tuple[s
 
 
 def interaction_intent(payload: Mapping[str, Any]) -> Intent | None:
-    """Returns the intent for an INTERACTION_CREATE payload: a slash command or one of our buttons.
+    """Returns the intent for an INTERACTION_CREATE payload: a slash command, one of our buttons, or the
+    form a button opened (a modal submit: the button's action with the typed text).
 
     Returns None for interactions that are not ours (other commands, foreign buttons, autocomplete).
     """
@@ -212,6 +216,12 @@ def interaction_intent(payload: Mapping[str, Any]) -> Intent | None:
         return _slash_intent(payload, locale, keys)
     if kind == 3:
         return _button_intent(payload, locale, keys)
+    if kind == 5:  # a submitted modal: Continue ▶'s form, whose custom_id is the button's (modals.py)
+        intent = _button_intent(payload, locale, keys)
+        if not isinstance(intent, ActionIntent) or intent.action is not Action.CONTINUE:
+            return None  # the only form the bot opens is Continue's
+        text = submitted_text((payload.get("data") or {}).get("components") or ())
+        return replace(intent, text=text)
     return None
 
 

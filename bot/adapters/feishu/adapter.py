@@ -14,6 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.core import (
+    ActionIntent,
     Attachment,
     AttachmentRejected,
     GenerationIntent,
@@ -39,6 +40,7 @@ from .convert import (
     split_handle,
     to_intent,
 )
+from .forms import continue_card, wants_form
 from .outbox import Outbox
 from .settings import TRANSPORTS, FeishuSettings
 from .ws import WsTransport
@@ -146,6 +148,7 @@ class FeishuAdapter:
                     deliver=self._enqueue,
                     toast=lambda: self._toast,
                     on_failure=self._fail,
+                    refuse=lambda: self.refuse_reason(),  # read on the client thread: the store's str
                 )
                 self._ws.start(asyncio.get_running_loop())
             elif not (s.encrypt_key or s.verification_token):
@@ -222,6 +225,9 @@ class FeishuAdapter:
                 notice = Notice(NoticeKind.ERROR, "", (self._texts("feishu.unsupported", loc),), locale=loc)
                 await self._answer(intent.origin, notice, f"unsupported:{intent.origin.message_id}")
                 return
+            if isinstance(intent, ActionIntent) and wants_form(raw):  # issue 14: Continue ▶ asks first
+                await self._open_form(intent)
+                return
             if (
                 isinstance(intent, GenerationIntent)
                 and intent.reply_to is not None
@@ -231,6 +237,16 @@ class FeishuAdapter:
             notice = await handler(intent)
             if notice is not None:
                 await self._answer(intent.origin, notice, "answer:" + ",".join(intent.event_keys))
+
+    async def _open_form(self, intent: ActionIntent) -> None:
+        """Answers a press on Continue ▶ with the card asking what happens next (forms.py); its submit
+        comes back as the press with the typed text. Keyed by the event, so a redelivery posts nothing."""
+        card = continue_card(intent.job_id, self._texts, self.default_locale)
+        key = "form:" + ",".join(intent.event_keys)
+        try:
+            await self._outbox.send_card(intent.origin, card, key=key)
+        except PlatformError as exc:
+            log.warning("feishu continue form not delivered: %s", exc)
 
     def _warn_legacy(self, kind: str) -> None:
         if kind and kind not in self._warned:

@@ -21,6 +21,8 @@ from bot.core import (
 )
 from bot.core.media import sniff
 
+from .forms import form_text
+
 PLATFORM = "feishu"
 MESSAGE_EVENT = "im.message.receive_v1"
 CARD_ACTION_EVENT = "card.action.trigger"
@@ -298,5 +300,6 @@ def _card_action(raw: Mapping[str, Any], ctx: Context) -> ActionIntent | None:
     if not job_id or not _allowed(ctx, chat_id, user_id):
         return None
     origin = Origin(PLATFORM, chat_id, user_id, message_id, extra={"via": "card"})
-    # Only the event id: two clicks on the same card are two requests.
-    return ActionIntent(origin, job_id, act, event_keys=_event_id_key(raw))
+    # Only the event id: two clicks on the same card are two requests. A submitted form (Continue ▶'s,
+    # forms.py) is its button's press with the typed text.
+    return ActionIntent(origin, job_id, act, event_keys=_event_id_key(raw), text=form_text(action))

@@ -55,6 +55,10 @@ class Outbox:
             await self._finish(origin, ref, notice, ping=False)
         return ref
 
+    async def send_card(self, origin: Origin, card: dict[str, Any], *, key: str) -> str:
+        """Posts a card that is no notice (Continue ▶'s form) like send; returns its message id."""
+        return await self._post(origin, "interactive", render.content_of(card), uuid=render.uuid_for(key))
+
     async def edit(self, origin: Origin, ref: str, notice: Notice) -> str:
         content = render.content_of(await self._card(notice))
         digest = render.digest(content)

@@ -28,6 +28,10 @@ IGNORED_EVENTS = (
 )
 
 
+class EventRefused(RuntimeError):
+    """Raised to the SDK for a push the bot cannot record now: the SDK acks it 500 (Feishu re-pushes)."""
+
+
 def build_event_handler(
     on_event: Callable[[Any], None], on_card: Callable[[Any], P2CardActionTriggerResponse]
 ) -> lark.EventDispatcherHandler:
@@ -66,9 +70,12 @@ class WsTransport:
         deliver: Callable[[dict[str, Any]], None],
         toast: Callable[[], dict[str, Any]],
         on_failure: Callable[[BaseException], None],
+        refuse: Callable[[], str] = lambda: "",
     ) -> None:
         self._app_id, self._app_secret, self._domain = app_id, app_secret, domain
         self._deliver, self._toast, self._on_failure = deliver, toast, on_failure
+        # Why events cannot be recorded now ("" when they can); read on the client thread (a str).
+        self._refuse = refuse
         self._main: asyncio.AbstractEventLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: ws_client.Client | None = None
@@ -175,6 +182,11 @@ class WsTransport:
         return P2CardActionTriggerResponse({"toast": self._toast()})
 
     def _hand_off(self, event: Any) -> None:
+        # A push the bot cannot record now (the store fails writes) is refused, not acked: the SDK acks
+        # 500 and Feishu pushes it again later, as the webhook's 503 does.
+        if reason := self._refuse():
+            log.warning("feishu event not accepted, the bot cannot record it now: %s", reason)
+            raise EventRefused("cannot record events now")
         # Raises RuntimeError once the bot loop is closed: the SDK then acks 500 and Feishu re-pushes.
         # The event becomes JSON on the bot's loop, not here: the SDK reads frames one by one and acks
         # each when this returns, so work done here delays every later ack of a burst.
