@@ -305,3 +305,13 @@ def test_typed_job_ids_after_a_slash_and_broken_chatter_data() -> None:
     raw: dict[str, Any] = yaml.safe_load(INTAKE_PATH.read_text(encoding="utf-8"))
     words, problems = build_intake({**raw, "chatter": 5})
     assert words is None and problems == ["chatter: must be a non-empty list of regexes"]
+
+
+def test_each_shape_of_a_bad_word_list_is_named() -> None:
+    raw: dict[str, Any] = yaml.safe_load(INTAKE_PATH.read_text(encoding="utf-8"))
+    for commands_help, generate in (([], "make"), (["help", " "], []), (["help", 7], ["make", 7])):
+        bad = {**raw, "commands": {**raw["commands"], "help": commands_help}, "generate": generate}
+        words, problems = build_intake(bad)
+        assert words is None
+        assert "commands.help: must be a non-empty list of words" in problems, commands_help
+        assert "generate: must be a non-empty list of words" in problems, generate

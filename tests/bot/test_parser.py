@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from bot.jobs.texts import Texts
 from bot.parsing import ParsedRequest, parse
 from bot.parsing.matcher import fold
-from bot.parsing.numbers import cn_to_int, en_to_int
+from bot.parsing.numbers import cn_to_int, en_to_int, number_pattern
 from bot.parsing.parser import MAX_NOTES
 from ima.models import ModelId, Note, TaskType
 
@@ -169,6 +170,8 @@ def test_fold_keeps_positions() -> None:
         ("一百零五", 105),
         ("一百〇五", 105),  # 〇 is how a zero is often written
         ("〇", 0),
+        ("三", 3),
+        ("三十", 30),
         ("五五", None),
         ("十百", None),
         ("", None),
@@ -185,6 +188,14 @@ def test_english_number_words() -> None:
     assert en_to_int("Twenty-Five", words) == 25
     assert en_to_int("fifteen five", words) is None
     assert en_to_int("dozen", words) is None
+
+
+def test_a_number_token_pairs_only_a_tens_word_with_a_unit_word() -> None:
+    words = {"zero": 0, "five": 5, "ten": 10, "twenty": 20, "fifteen": 15}
+    token = re.compile(number_pattern(words))
+    assert token.fullmatch("twenty five") and token.fullmatch("twenty-five") and token.fullmatch("fifteen")
+    for not_one in ("ten five", "twenty ten", "twenty zero", "fifteen five"):
+        assert token.fullmatch(not_one) is None, not_one
 
 
 ADVERSARIAL = [
