@@ -746,3 +746,21 @@ def test_5k_said_with_a_vague_uhd_word_is_5k_without_a_conflict() -> None:
 def test_a_default_model_option_clears_the_model_said_without_a_complaint(option: str) -> None:
     r = parse("a cat dancing, pro", options={"model": option})
     assert (r.model_id, r.notes, r.prompt) == (None, (), "a cat dancing")
+
+
+@pytest.mark.parametrize(
+    ("size", "ratio", "resolution"),
+    [
+        ("7680x4320", "16:9", "8K"),
+        ("2560x1080", "21:9", "1080P"),  # 64:27 reads as the ultrawide it is
+        ("1023x767", "4:3", None),  # an odd size near 4:3
+        ("1366x768", "16:9", None),  # the laptop size, 683:384 exactly
+        ("1080x1350", "4:5", "1080P"),
+        ("767x1023", "3:4", None),  # odd sizes near each portrait and landscape ratio
+        ("1079x1349", "4:5", None),
+        ("1349x1079", "5:4", None),
+    ],
+)
+def test_a_pixel_size_gives_its_ratio_and_resolution(size: str, ratio: str, resolution: str | None) -> None:
+    r = parse(f"{size} a city at night", 0)
+    assert (r.aspect_ratio, r.resolution, r.prompt) == (ratio, resolution, "a city at night")
