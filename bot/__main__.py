@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config, parse_config
+from bot.jobs._sql import mask_url
 
 EXIT_STORE = 3  # the job store is unusable or was lost: see the message on stderr
 SANDBOX_SPEED = 6.0  # the emulator's Fast model takes 90 s of IMA time: about 15 s here
@@ -104,8 +105,9 @@ def _check(path: str) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 1
     enabled = [name for name in ("discord", "feishu") if getattr(config, name).enabled]
+    store = mask_url(config.store.url) if config.store.url else config.store.path
     print(
-        f"config OK: platforms={','.join(enabled) or 'none'} store={config.store.path} "
+        f"config OK: platforms={','.join(enabled) or 'none'} store={store} "
         f"ima={config.ima.base_url} api_key={'set' if config.ima.api_key else 'MISSING'}"
     )
     return 0

@@ -243,3 +243,16 @@ def test_each_number_is_checked_at_its_bounds(key: str) -> None:
 def test_every_offered_choice_is_accepted(section: str, name: str, value: str) -> None:
     got = getattr(getattr(parse_config({section: {name: value}}), section), name)
     assert got.lower() == value.lower()
+
+
+def test_check_config_names_a_database_store_without_its_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMA_API_KEY", "ima_example_key_123456")
+    url = "postgresql://bot:s3cret-pw@db.internal:5432/imabot"
+    path = _write(tmp_path, f"ima:\n  api_key: ima_example_key_123456\nstore:\n  url: {url}\n")
+    from bot.__main__ import main
+
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "store=postgresql://bot:***@db.internal:5432/imabot" in out and "s3cret" not in out
