@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import os
 import random
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +26,7 @@ from bot.jobs.texts import Texts
 from ima.emulator import DEFAULT_API_KEY, Emulator, EmulatorConfig
 from tests.fakes.feishu_events import BOT_OPEN_ID, text_event
 from tests.fakes.feishu_server import FakeFeishu
+from tests.ops.procs import start_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -48,7 +47,6 @@ FINAL_TITLES = {
     TEXTS("cancelled.title", "en"),
     TEXTS("uncertain.title", "en"),
 }
-ROOT = Path(__file__).resolve().parents[2]
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out", "uncertain"}
 
 
@@ -83,20 +81,7 @@ def write_config(tmp: Path, fake: FakeFeishu, emu: Emulator) -> Path:
 @asynccontextmanager
 async def bot_run(config: Path, err_path: Path) -> AsyncIterator[asyncio.subprocess.Process]:
     """`imabot run` as a child process; killed in a `finally` whatever happens."""
-    with err_path.open("wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            "--config",
-            str(config),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=err,
-            cwd=str(ROOT),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    proc = await start_run(config, err_path)
     try:
         yield proc
     finally:

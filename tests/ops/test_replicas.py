@@ -20,7 +20,6 @@ import json
 import os
 import random
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -34,6 +33,7 @@ from bot.jobs.texts import Texts
 from ima.emulator import DEFAULT_API_KEY, Emulator, EmulatorConfig
 from tests.fakes.feishu_events import BOT_OPEN_ID, text_event
 from tests.fakes.feishu_server import FakeFeishu
+from tests.ops.procs import start_run
 
 asyncpg = pytest.importorskip("asyncpg")
 
@@ -57,7 +57,6 @@ FINAL_TITLES = {
     TEXTS("cancelled.title", "en"),
     TEXTS("uncertain.title", "en"),
 }
-ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = "id, user_key, state, task_id, result_ref, origin, owner, error_key"
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out", "uncertain"}
 
@@ -111,21 +110,7 @@ async def replicas(tmp: Path) -> AsyncIterator[Callable[[str, Path], Awaitable[R
 
     async def start(name: str, config: Path) -> Replica:
         err = tmp / f"{name}.stderr"
-        with err.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                "--config",
-                str(config),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=out,
-                cwd=str(ROOT),
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        started.append(Replica(name, proc, err))
+        started.append(Replica(name, await start_run(config, err), err))
         return started[-1]
 
     try:
