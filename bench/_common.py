@@ -133,6 +133,9 @@ class NullChat:
     async def run(self, handler: IntentHandler) -> None:
         await self._closed.wait()
 
+    async def stop_intake(self) -> None:
+        """Nothing comes in: the bench hands intents to the dispatcher itself."""
+
     async def close(self) -> None:
         self._closed.set()
 

@@ -110,6 +110,7 @@ class App:
         self._store_lock: StoreLock | None = None  # one owner per store (bot/jobs/_lock.py)
         self.store_watch: StoreWatch | None = None
         self._store_checks: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def start(self) -> None:
         c = self.config
@@ -191,7 +192,12 @@ class App:
             queue=self.scheduler, deduplicated=lambda: dispatcher.deduplicated, adapters=self.adapters
         )
         self.metrics.bind_leases(self.runner.leases)  # issue 13: per-replica lease figures
-        await self.metrics.load(self.store)  # before the runner resumes (and moves) stored jobs
+        if self.runner.leases is None:
+            await self.metrics.load(self.store)  # before the runner resumes (and moves) stored jobs
+        else:
+            # Replicas: the gauges count the jobs this replica works on, taken in one by one (admitted,
+            # adopted) and given up when another replica holds them; the store's total is every replica's.
+            self.runner.drop_listeners.append(self.metrics.forget)
         await purge_events(self.store)
         self._housekeeping = asyncio.create_task(
             purge_events_forever(self.store, interval=PURGE_INTERVAL_S), name="imabot-purge-events"
@@ -297,18 +303,30 @@ class App:
                 await asyncio.wait_for(self._changed.wait(), timeout=5.0)
 
     async def close(self) -> None:
-        """Stops taking jobs, records state, and closes every resource in reverse order of opening."""
+        """Stops taking jobs, records state, and closes every resource in reverse order of opening;
+        idempotent (a second call returns at once)."""
+        if self._closed:
+            return
+        self._closed = True
         self.check_store()  # a store lost since the last check is reported (and fails the exit status)
+        # Intake first, the platforms' sending side last: while the runner settles (creates on the wire
+        # come back, finals on their way land) its messages must still reach the platforms. A job whose
+        # "creating" notice failed on a closed session was left CREATING, and resumed as uncertain.
+        for adapter in self.adapters:
+            try:
+                await adapter.stop_intake()
+            except Exception:  # one adapter's failure must not keep the others (and the store) open
+                log.exception("stopping the intake of %s failed", adapter.platform)
+        if hasattr(self, "dispatcher"):
+            await self.dispatcher.storyboards.close()  # issue 14: before the store it writes to closes
+        if hasattr(self, "runner"):
+            await self.runner.close()
         for adapter in self.adapters:
             with contextlib.suppress(Exception):
                 await adapter.close()
         for task in self._adapter_tasks:
             task.cancel()
         await asyncio.gather(*self._adapter_tasks, return_exceptions=True)
-        if hasattr(self, "dispatcher"):
-            await self.dispatcher.storyboards.close()  # issue 14: before the store it writes to closes
-        if hasattr(self, "runner"):
-            await self.runner.close()
         if self.web is not None:
             await self.web.close()
         for bg in (self._housekeeping, self._store_checks):

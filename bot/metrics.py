@@ -232,6 +232,12 @@ class Metrics:
         if job.state in FAILED_STATES:
             self.ima_errors.labels(job.error_code or "none", job.error_key or "none").inc()
 
+    def forget(self, job_id: str) -> None:
+        """A runner hook: the job left this replica unfinished (another replica holds it now)."""
+        old = self._states.pop(job_id, None)
+        if old is not None:
+            self.jobs.labels(old.value).dec()
+
     def on_platform_error(self, platform: str, error: PlatformError) -> None:
         """Delivery's hook: counts one refused send or edit."""
         status = "gone" if isinstance(error, MessageGone) else str(error.status or "none")

@@ -252,6 +252,9 @@ class ConsoleAdapter:
         text = self._texts(refusal.key, locale, **params) if self._texts else f"{refusal.key}: {params}"
         return Notice(NoticeKind.ERROR, text, locale=locale)
 
+    async def stop_intake(self) -> None:
+        """The console reads until close(): a line typed while jobs settle is still taken in."""
+
     async def close(self) -> None:
         self._closed.set()
         self._flush_held()

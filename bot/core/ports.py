@@ -1,4 +1,4 @@
-"""The ports an adapter implements: a Messenger to talk, plus run/close to live."""
+"""The ports an adapter implements: a Messenger to talk, plus run/stop_intake/close to live."""
 
 from __future__ import annotations
 
@@ -45,6 +45,12 @@ class Messenger(Protocol):
 class Adapter(Messenger, Protocol):
     async def run(self, handler: IntentHandler) -> None:
         """Connects and delivers intents to handler until close(); raises on a fatal start-up error."""
+        ...
+
+    async def stop_intake(self) -> None:
+        """Stops taking new events, and returns once every event already acknowledged reached the handler.
+        Sends and edits go on working until close(): a graceful stop lets the jobs in flight settle (a
+        create come back, a final land) between the two."""
         ...
 
     async def close(self) -> None: ...

@@ -71,12 +71,19 @@ async def _prepare_and_create(runner: JobRunner, job: Job) -> Job | None:
         await runner.finish_cancelled(job, was_running=False)
         return None
 
-    # Stored before the bytes leave: a crash from here on leaves CREATING, which resumes as UNCERTAIN.
-    job = await runner.transition(job, JobState.CREATING)
+    # The notice goes first: a stop (or a platform fault) while it is shown leaves the job PREPARING,
+    # which runs again after a restart. CREATING is stored right before the bytes leave, and a crash from
+    # there on resumes as UNCERTAIN: that window is the create call alone.
     job = await runner.delivery.show(
         job, notices.stage(runner.texts, job, "progress.creating"), stage="creating"
     )
     if runner.cancel_requested(job.id):  # asked while the notice above was being shown
+        await runner.finish_cancelled(job, was_running=False)
+        return None
+    if runner.closing:  # a stop began: no create starts now (the job, PREPARING, runs after the restart)
+        return None
+    job = await runner.transition(job, JobState.CREATING)
+    if runner.cancel_requested(job.id):  # asked while CREATING was being stored
         await runner.finish_cancelled(job, was_running=False)
         return None
     try:

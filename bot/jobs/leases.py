@@ -214,7 +214,10 @@ class Leases:
             return await runner.cancel(job.id) or claimed
         token = _UNFENCED.set(True)
         try:
-            return await runner.finish_cancelled(job, was_running=job.state is JobState.RUNNING)
+            # A job that replica is creating may reach IMA all the same: the final says so, as for a
+            # running one (its replica finds it finished when the create answers, and stops there).
+            started = job.state in (JobState.CREATING, JobState.RUNNING)
+            return await runner.finish_cancelled(job, was_running=started)
         except InvalidTransition as exc:  # it finished meanwhile: nothing to cancel
             log.info("job=%s not cancelled: %s", job.id, exc)
             return await runner.store.get_job(job.id) or job

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -19,6 +18,7 @@ from ima.models import ModelId, ResolvedTask
 from . import finals, notices
 from .delivery import Delivery
 from .durable import retrying
+from .inflight import InFlight
 from .leases import Leases, LeaseSettings, default_replica_id
 from .model import Job, JobState
 from .outbox import FinalsOutbox
@@ -81,17 +81,15 @@ class JobRunner:
         self._admitted: dict[str, asyncio.Event] = {}
         self._seen: set[str] = set()  # every job admitted or adopted by this process
         self._cancel_requested: set[str] = set()
-        self._stored_creating: set[str] = set()  # jobs whose stored state is CREATING (see cancel, close)
-        self._left_creating = asyncio.Event()  # set whenever one of them leaves CREATING
-        self._finals_out: set[str] = set()  # jobs whose final is being sent (a graceful stop waits)
-        self._finals_done = asyncio.Event()
+        self._inflight = InFlight()  # creates on the wire and finals on their way (close() settles them)
         self._worker: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []  # the resume and the outbox tasks
         self._resumed = asyncio.Event()
-        self._closing = False
+        self._close_began = asyncio.Event()  # close() began: no job starts, no create begins
         self.outbox = FinalsOutbox(self)
         self.listeners: list[Callable[[Job], None]] = []  # metrics hooks, called on every state change
         self.store_listeners: list[Callable[[Exception], None]] = []  # called on every failed store write
+        self.drop_listeners: list[Callable[[str], None]] = []  # called with a job another replica took
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self, *, ready: Callable[[], Awaitable[Any]] | None = None) -> None:
@@ -159,8 +157,11 @@ class JobRunner:
 
     async def close(self) -> None:
         """Stops taking jobs and cancels job tasks; the store keeps every job where it stood, so the next
-        start resumes them. Creates already on the wire are given `shutdown_grace` to come back first."""
-        self._closing = True
+        start resumes them (or, with replicas, another replica at once). First, within `shutdown_grace`
+        in all, creates already on the wire come back and finals on their way land (no create begins
+        once close() began): a job cut off in its create would resume as uncertain, a final cut off
+        would be posted late, or by two replicas."""
+        self._close_began.set()
         # The lease loop goes on renewing (and only that) until this replica's work is settled.
         leasing = [t for t in self._background if t.get_name() == "imabot-leases"]
         others = [
@@ -169,14 +170,8 @@ class JobRunner:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        await self._settle_creates()
-        while self.leases is not None:
-            # Another replica takes these jobs the moment they are released: a final on its way must
-            # land (and be recorded) first, or both would post it; a create begun meanwhile, too.
-            await self._settle_finals()
-            if not any(f"run:{j}" in self._tasks for j in self._stored_creating):
-                break
-            await self._settle_creates()
+        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_grace
+        await self._inflight.settle(deadline, lambda job_id: self._tasks.get(f"run:{job_id}"))
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
@@ -187,36 +182,13 @@ class JobRunner:
         if self.leases is not None:
             await self.leases.release()
 
-    async def _settle_finals(self) -> None:
-        """Waits (up to shutdown_grace) until no final message is being sent."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.settings.shutdown_grace):
-                while self._finals_out:
-                    self._finals_done.clear()
-                    await self._finals_done.wait()
-
-    async def _settle_creates(self) -> None:
-        """Waits (up to shutdown_grace) until every job stored as CREATING has stored what its create
-        gave (RUNNING with the task id, or a failure), so a restart watches it instead of reporting it
-        uncertain. Only that: jobs past their create are cancelled right after, and resume later."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.shutdown_grace
-        while True:
-            pending = [t for j in self._stored_creating if (t := self._tasks.get(f"run:{j}")) is not None]
-            if not pending or loop.time() >= deadline:
-                return
-            self._left_creating.clear()
-            left = asyncio.ensure_future(self._left_creating.wait())
-            try:
-                await asyncio.wait(
-                    [left, *pending], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                left.cancel()
-
     @property
     def closing(self) -> bool:
-        return self._closing
+        return self._close_began.is_set()
+
+    async def wait_closing(self) -> None:
+        """Returns once close() began (no job starts a create from then on)."""
+        await self._close_began.wait()
 
     def _spawn(self, job_id: str, coro: Awaitable[None], name: str) -> None:
         key = f"{name}:{job_id}"
@@ -249,9 +221,14 @@ class JobRunner:
 
     def drop(self, job_id: str) -> None:
         """Stops every local task of a job another replica holds now, sending and writing nothing."""
+        for fn in self.drop_listeners:
+            try:
+                fn(job_id)
+            except Exception:  # a metrics hook must never break a job
+                log.exception("drop listener failed")
         self.scheduler.remove(job_id)
         self._admitted.pop(job_id, None)
-        self._stored_creating.discard(job_id)
+        self._inflight.left_creating(job_id)
         self._seen.discard(job_id)  # it may come back here later (adopted once more)
         current = asyncio.current_task()
         for name in ("admit", "run", "final"):
@@ -261,7 +238,7 @@ class JobRunner:
 
     async def durable(self, call: Callable[[], Awaitable[Any]]) -> Any:
         """call() retried while the store fails (see durable.retrying); gives up only at shutdown."""
-        return await retrying(call, sleep=self._sleep, stop=lambda: self._closing, on_fault=self._store_fault)
+        return await retrying(call, sleep=self._sleep, stop=lambda: self.closing, on_fault=self._store_fault)
 
     def _store_fault(self, exc: Exception) -> None:
         for fn in self.store_listeners:
@@ -288,29 +265,30 @@ class JobRunner:
         if state is JobState.CREATING:
             # Counted before the write: a stop that comes while it commits must wait for this create too
             # (cancelled between the commit and the request, the job would resume as uncertain).
-            self._stored_creating.add(job.id)
+            self._inflight.mark_creating(job.id)
         try:
             job = await self.durable(lambda: self.store.transition(job.id, state, **fields, **self._fence()))
         except InvalidTransition as exc:
             if exc.current is not state:
                 if state is JobState.CREATING and exc.current is not JobState.CREATING:
-                    self._stored_creating.discard(job.id)
+                    self._inflight.left_creating(job.id)
                 raise
             # A retried write whose first try committed after all: the change is stored.
             job = await self.durable(lambda: self.store.get_job(job.id))
         if job.state is JobState.CREATING:
-            self._stored_creating.add(job.id)
-        elif job.id in self._stored_creating:
-            self._stored_creating.discard(job.id)
-            self._left_creating.set()
+            self._inflight.mark_creating(job.id)
+        else:
+            self._inflight.left_creating(job.id)
         self.notify(job)
         return job
 
     # -- admission -------------------------------------------------------------------------------
     def admit(self, job: Job, *, notice_ready: bool = False) -> None:
         """Shows the pre-notice and queues the job (in a task of its own, so callers return at once).
-        A job admitted already is left alone (the resume and a new message may meet at start-up)."""
-        if self.knows(job.id):
+        A job admitted already is left alone (the resume and a new message may meet at start-up), and so
+        is every job once close() began: it stays stored as it is, and runs after the restart (or on the
+        replica that takes it over)."""
+        if self.knows(job.id) or self.closing:
             return
         self._seen.add(job.id)
         event = self._admitted[job.id] = asyncio.Event()
@@ -324,7 +302,7 @@ class JobRunner:
         """Watches a job whose IMA task already runs (after a restart), outside the queue."""
         from .execute import run_job  # local import: execute depends on this module's class
 
-        if self.knows(job.id):
+        if self.knows(job.id) or self.closing:  # closing: as in admit()
             return
         self._seen.add(job.id)
         self.scheduler.adopt(job.id, job.user_key)
@@ -414,7 +392,7 @@ class JobRunner:
         except asyncio.CancelledError:
             # A cancel that lands before run_job could see it (while the pre-notice is still being
             # sent) still ends the job; run_job handles every later one itself.
-            if not self.cancel_requested(job_id) or self._closing:
+            if not self.cancel_requested(job_id) or self.closing:
                 raise
             await self.finish_if_cancel_requested(job_id)
         finally:
@@ -443,7 +421,7 @@ class JobRunner:
         task = self._tasks.get(f"run:{job_id}")
         # A create on the wire is not interrupted (its outcome would become unknown); the run loop checks
         # the request right after the create answers.
-        if task is not None and job_id not in self._stored_creating:
+        if task is not None and not self._inflight.creating(job_id):
             task.cancel()
         elif task is None:
             return await self.finish_cancelled(job, was_running=job.state is JobState.RUNNING)
@@ -505,18 +483,16 @@ class JobRunner:
         if job.notice_ref and not in_place:
             elapsed = (job.finished_at - job.started_at) if job.finished_at and job.started_at else None
             closed = notices.closed(self.texts, job, elapsed=elapsed)
-        self._finals_out.add(job.id)
-        try:
+        # A graceful stop waits while a final is out, until what the platform answered is recorded: cut
+        # off between the two, the final would be shown and then sent again after the restart.
+        with self._inflight.final(job.id):
             ref = await self.delivery.deliver(job, notice, closed=closed)
-        finally:
-            self._finals_out.discard(job.id)
-            self._finals_done.set()
-        if not ref:
-            # deliver() may have recorded how the final goes out (final_edit_tried, final_as_post): the
-            # outbox's record must be written on top of that, not over it from this older copy.
-            stored = await self.durable(lambda: self.store.get_job(job.id))
-            return await self.outbox.failed(stored or job)
-        fields = {"result_ref": ref}
-        if in_place and ref != job.notice_ref:  # the card was replaced by a new one
-            fields["notice_ref"] = ref
-        return await self.update(job, **fields)
+            if not ref:
+                # deliver() may have recorded how the final goes out (final_edit_tried, final_as_post):
+                # the outbox's record must be written on top of that, not over it from this older copy.
+                stored = await self.durable(lambda: self.store.get_job(job.id))
+                return await self.outbox.failed(stored or job)
+            fields = {"result_ref": ref}
+            if in_place and ref != job.notice_ref:  # the card was replaced by a new one
+                fields["notice_ref"] = ref
+            return await self.update(job, **fields)

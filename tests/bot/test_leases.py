@@ -57,6 +57,7 @@ class Rig:
     transcript: Path
     replicas: dict[str, Replica]
     make: Callable[[str], Any]
+    stdout: _Sink
 
     def records(self, job_id: str) -> list[dict[str, Any]]:
         lines = self.transcript.read_text(encoding="utf-8").splitlines() if self.transcript.exists() else []
@@ -119,7 +120,8 @@ async def rig(
     await emu.start()
     session = aiohttp.ClientSession()
     transcript = tmp_path / "transcript.jsonl"
-    console = ConsoleAdapter(stdout=_Sink(), transcript=transcript, cwd=tmp_path)
+    stdout = _Sink()
+    console = ConsoleAdapter(stdout=stdout, transcript=transcript, cwd=tmp_path)
     texts = Texts.load()
     replicas: dict[str, Replica] = {}
 
@@ -149,7 +151,7 @@ async def rig(
     try:
         for name in names:
             await make(name)
-        yield Rig(emu, console, transcript, replicas, make)
+        yield Rig(emu, console, transcript, replicas, make, stdout)
     finally:
         for r in replicas.values():
             await r.runner.close()
@@ -255,6 +257,25 @@ async def test_a_cancel_pressed_on_the_other_replica_ends_the_job_once(tmp_path:
         assert done.state is JobState.CANCELLED
         await r.wait(lambda: job.id not in a.runner.local_jobs())
         assert [f["kind"] for f in r.finals(job.id)] == ["cancelled"]
+
+
+async def test_a_cancel_pressed_elsewhere_during_the_create_says_ima_may_still_run_it(tmp_path: Path) -> None:
+    from ima.emulator.faults import FaultKind
+
+    async with rig(tmp_path) as r:
+        a, b = r.replicas["a"], r.replicas["b"]
+        r.emu.faults.add(FaultKind.CREATE_DELAY, seconds=3.0)  # a's create takes its time at IMA
+        job = job_for(prompt="cancelled while created", duration=10)
+        assert await a.store.add_job(job)
+        a.runner.admit(job)
+        await r.wait(lambda: _state(a.store, job.id, JobState.CREATING))
+        await b.runner.cancel(job.id)  # pressed on b while a's create is on the wire
+        done = await r.finished(job.id, b.store)
+        assert done.state is JobState.CANCELLED
+        await r.wait(lambda: job.id not in a.runner.local_jobs())
+        assert [f["kind"] for f in r.finals(job.id)] == ["cancelled"]
+        note = Texts.load()("cancelled.running_note", "en")
+        assert note in "".join(r.stdout.text)  # not "nothing happened": IMA got the create
 
 
 async def test_work_held_here_that_nothing_runs_is_picked_up_but_drafts_wait(tmp_path: Path) -> None:

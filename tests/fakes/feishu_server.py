@@ -82,8 +82,8 @@ class Hold:
     `waiting` counts the requests held now, `held` every request held so far.
     """
 
-    def __init__(self, method: str, path_re: re.Pattern[str]) -> None:
-        self.method, self.path_re = method, path_re
+    def __init__(self, method: str, path_re: re.Pattern[str], containing: str = "") -> None:
+        self.method, self.path_re, self.containing = method, path_re, containing
         self.waiting = self.held = 0
         self._gate = asyncio.Event()  # waited on (and set) on the fake's loop only
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -277,17 +277,27 @@ class FakeFeishu:
                 )
             )
 
-    def hold_requests(self, method: str, path_pattern: str) -> Hold:
-        """Every request matching method and the path regex hangs until the returned Hold is released."""
-        hold = Hold(method.upper(), re.compile(path_pattern))
+    def hold_requests(self, method: str, path_pattern: str, *, containing: str = "") -> Hold:
+        """Every request matching method and the path regex (and whose body, as JSON text, contains
+        `containing`) hangs until the returned Hold is released."""
+        hold = Hold(method.upper(), re.compile(path_pattern), containing)
         hold._loop = self._loop
         with self._lock:
             self._holds.append(hold)
         return hold
 
-    async def _hold(self, request: web.Request) -> None:
+    async def _hold(self, request: web.Request, body: Any) -> None:
+        text = (
+            json.dumps(body, ensure_ascii=False) if body is not None and not isinstance(body, bytes) else ""
+        )
         with self._lock:
-            holds = [h for h in self._holds if h.method == request.method and h.path_re.search(request.path)]
+            holds = [
+                h
+                for h in self._holds
+                if h.method == request.method
+                and h.path_re.search(request.path)
+                and (not h.containing or h.containing in text)
+            ]
         for hold in holds:
             hold.waiting, hold.held = hold.waiting + 1, hold.held + 1
             self._notify()
@@ -381,7 +391,7 @@ class FakeFeishu:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         body = await self._body(request)
-        await self._hold(request)  # hold_requests: hangs until the test releases it
+        await self._hold(request, body)  # hold_requests: hangs until the test releases it
         response = (
             self._fault(request, after=False)
             or self._auth(request)

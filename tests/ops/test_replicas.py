@@ -6,7 +6,7 @@ again later. Every message ends as exactly one visible final card or one budget 
 second task for a job; the survivor adopts the dead replica's jobs within lease + one renewal round (plus a
 slack for a loaded machine, the measured figure is printed); the global and per-user caps hold at IMA and no
 user is charged past the budget. Rolling restart: SIGTERM A, start A, SIGTERM B, start B with jobs in
-flight: the same (a job left uncertain by a stop is reported, not failed: see the rolling test).
+flight: the same, and no job ends uncertain (a graceful stop lets its creates come back first).
 
 Kill points are counted in the replicas' requests to the fake, never in time; waits re-check after every
 request to the fake (and at least every RECHECK_S, the replicas write the store after their last request).
@@ -336,9 +336,10 @@ async def test_a_rolling_restart_loses_and_repeats_nothing(tmp_path: Path, pg_ur
             jobs = await rows(pg_url)
             spent = await charged(pg_url)
             figures = check_outcome(jobs, fake, emu, spent, asked)
-    # Known gap (issue 13, left open): a graceful stop still leaves a job uncertain in about 3 runs of 10
-    # (1-2 jobs of ~100, "create interrupted"). That is the safe outcome, checked above: one task and one
-    # final per job, nothing charged twice. It is printed here, not asserted, until the cause is found.
+    # A graceful stop lets its creates come back before it hands its jobs over: none ends uncertain.
+    # (It once did, in 3 runs of 10: the Feishu session closed before the runner settled, and a job whose
+    # "creating" notice failed on it stayed CREATING. App.close now stops intake, settles, then closes.)
+    assert "uncertain" not in figures["states"], figures
     assert all(n > 0 for n in stops), stops  # each stop really had jobs in flight
     print(f"\nreplicas-rolling: {figures}, jobs in flight at each SIGTERM {stops}")
 

@@ -150,6 +150,11 @@ class DiscordAdapter:
             if not client.is_closed():
                 await client.close()
 
+    async def stop_intake(self) -> None:
+        """Nothing to stop before close(): Discord does not hand a missed message or interaction to
+        anyone else, so the gateway stays up while the runner settles. What comes in meanwhile is
+        answered and stored; its job runs on another replica, or here after the restart."""
+
     async def close(self) -> None:
         """Disconnects from Discord (run() then returns) and releases the download session."""
         self._closing = True

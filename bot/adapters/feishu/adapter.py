@@ -50,6 +50,7 @@ __all__ = ["FeishuAdapter", "FeishuSettings"]
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_INTENTS = 16
+INTAKE_DRAIN_S = 10.0  # how long a graceful stop waits for acked events to reach the handler
 # Said once per process and kind: what the operator must change in the Feishu developer console.
 LEGACY_WARNINGS = {
     LEGACY_EVENT: (
@@ -93,6 +94,7 @@ class FeishuAdapter:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._limit = asyncio.Semaphore(MAX_CONCURRENT_INTENTS)
         self._started, self._stopping, self._done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._intake_closed = False  # stop_intake(): no event is taken any more
         self._running = False
         self._fatal: BaseException | None = None
         self._toast: dict[str, Any] = {}
@@ -102,7 +104,7 @@ class FeishuAdapter:
 
     @property
     def connected(self) -> bool:
-        if not self._started.is_set() or self._stopping.is_set():
+        if not self._started.is_set() or self._stopping.is_set() or self._intake_closed:
             return False
         return self._ws.connected if self._ws is not None else True
 
@@ -163,6 +165,27 @@ class FeishuAdapter:
         finally:
             await self._teardown()
 
+    async def stop_intake(self, drain: float = INTAKE_DRAIN_S) -> None:
+        """Takes no new event: the long connection closes (Feishu then hands events to another replica's
+        connection, or holds them), the webhook answers 503 (Feishu pushes the event again). Events acked
+        already are handed on first (up to `drain` seconds): nothing acked is dropped. Sends and edits
+        keep working until close(). Idempotent."""
+        if self._intake_closed:
+            return
+        self._intake_closed = True
+        if self._ws is not None:
+            ws, self._ws = self._ws, None
+            await asyncio.to_thread(ws.stop)
+        queue = self._queue
+        if queue is not None:
+            try:
+                async with asyncio.timeout(drain):
+                    await queue.join()
+            except TimeoutError:
+                log.warning(
+                    "feishu: %d acked events not handled within %.0f s of the stop", queue.qsize(), drain
+                )
+
     async def close(self) -> None:
         """Stops run() and releases the socket, thread, tasks and HTTP session; idempotent."""
         self._stopping.set()
@@ -211,9 +234,17 @@ class FeishuAdapter:
         queue = self._queue
         assert queue is not None
         while True:
-            self._spawn(self._process(await queue.get(), handler))
+            self._spawn(self._process(await queue.get(), handler, queue))
 
-    async def _process(self, raw: dict[str, Any], handler: IntentHandler) -> None:
+    async def _process(
+        self, raw: dict[str, Any], handler: IntentHandler, queue: asyncio.Queue[dict[str, Any]]
+    ) -> None:
+        try:
+            await self._handle(raw, handler)
+        finally:
+            queue.task_done()  # stop_intake() waits for every queued event to get here
+
+    async def _handle(self, raw: dict[str, Any], handler: IntentHandler) -> None:
         async with self._limit:
             assert self._ctx is not None
             intent = to_intent(raw, self._ctx)
@@ -295,8 +326,8 @@ class FeishuAdapter:
             return web.json_response({"msg": exc.reason}, status=exc.status)
         if webhook.is_challenge(payload):
             return web.json_response({"challenge": str(payload.get("challenge") or "")})
-        if self._queue is None:
-            return web.json_response({"msg": "starting"}, status=503)  # Feishu pushes again later
+        if self._queue is None or self._intake_closed:  # Feishu pushes it again later
+            return web.json_response({"msg": "stopping" if self._intake_closed else "starting"}, status=503)
         if reason := self.refuse_reason():
             log.warning("feishu event not accepted, the bot cannot record it now: %s", reason)
             return web.json_response({"msg": "cannot record events now"}, status=503)
