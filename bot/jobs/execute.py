@@ -113,7 +113,7 @@ async def _prepare_and_create(runner: JobRunner, job: Job) -> Job | None:
         job,
         JobState.RUNNING,
         task_id=created.task_id,
-        started_at=runner._clock(),
+        started_at=runner.clock(),
         credit=resolved.credit,
         spec=spec,
         extra=extra,
@@ -185,17 +185,17 @@ async def _watch(runner: JobRunner, job: Job) -> None:
             job = await runner.update(
                 job, extra={**job.extra, "status_error": {"code": str(exc.code), "key": exc.key}}
             )
-            await runner._sleep(backoff_delay(status_errors, cap=STATUS_BACKOFF_MAX_S))
+            await runner.sleep(backoff_delay(status_errors, cap=STATUS_BACKOFF_MAX_S))
 
 
 async def _poll(runner: JobRunner, job: Job) -> Job:
     resumed = bool(job.extra.get("resumed"))
     est = _estimate(job)
     cadence = Cadence(runner.settings.cadence[job.spec.model_id])
-    started = job.started_at or runner._clock()
+    started = job.started_at or runner.clock()
     # No poll before the plan's first poll (bot/jobs/poll_plan.py); progress shows meanwhile, same cadence.
     first_at = poll_plan.first_poll_at(
-        started, job.extra.get("first_poll"), resumed=resumed, now=runner._clock()
+        started, job.extra.get("first_poll"), resumed=resumed, now=runner.clock()
     )
     shown = [job]
 
@@ -211,7 +211,7 @@ async def _poll(runner: JobRunner, job: Job) -> Job:
                 shown[0] = await runner.delivery.show(shown[0], notice, stage=f"progress-{int(now)}")
 
     await poll_plan.progress_until(
-        first_at, every=cadence.interval, clock=runner._clock, sleep=runner._sleep, tick=tick
+        first_at, every=cadence.interval, clock=runner.clock, sleep=runner.sleep, tick=tick
     )
     job = shown[0]
     async for snap in runner.client.watch(
@@ -221,13 +221,13 @@ async def _poll(runner: JobRunner, job: Job) -> Job:
         estimated_max=float(est.high),
         started_at=started,
         first_poll_at=first_at,
-        clock=runner._clock,
-        sleep=runner._sleep,
+        clock=runner.clock,
+        sleep=runner.sleep,
     ):
         if snap.task.state is TaskState.SUCCEEDED:
             await _succeed(runner, job, snap.task.url, snap.task.cover_url)
             return job
-        now = runner._clock()
+        now = runner.clock()
         if not cadence.ready(now):
             continue
         notice = notices.progress(
@@ -240,7 +240,7 @@ async def _poll(runner: JobRunner, job: Job) -> Job:
 
 
 async def _succeed(runner: JobRunner, job: Job, url: str, cover: str) -> None:
-    now = runner._clock()
+    now = runner.clock()
     # The store writes the credit ledger in the same transaction: only successful jobs count.
     job = await runner.transition(job, JobState.SUCCEEDED, finished_at=now, result_url=url, cover_url=cover)
     elapsed = now - (job.started_at or now)

@@ -196,7 +196,7 @@ class Leases:
             "per_user_limit": runner.scheduler.per_user_limit,
         }
         while not await runner.durable(lambda: runner.store.try_start(job.id, self.owner, **limits)):
-            await runner._sleep(runner.settings.poll_interval)
+            await runner.sleep(runner.settings.poll_interval)
 
     async def cancel_elsewhere(self, job: Job) -> Job:
         """A cancel pressed on this replica for a job this replica does not run. A job nobody holds (or

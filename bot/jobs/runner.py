@@ -76,7 +76,7 @@ class JobRunner:
         self.delivery.write = lambda job_id, **f: self.durable(
             lambda: store.update_job(job_id, **f, **self._fence())
         )
-        self._clock, self._sleep = clock, sleep
+        self.clock, self.sleep = clock, sleep  # injected time: every job task waits and reads through these
         self._tasks: dict[str, asyncio.Task[None]] = {}  # "admit:<job>" / "run:<job>" -> task
         self._admitted: dict[str, asyncio.Event] = {}
         self._seen: set[str] = set()  # every job admitted or adopted by this process
@@ -124,13 +124,13 @@ class JobRunner:
 
     async def _outbox_after(self, gate: asyncio.Future[None]) -> None:
         await asyncio.shield(gate)
-        await self.outbox.run(self._sleep)
+        await self.outbox.run(self.sleep)
 
     async def _leases_after(self, gate: asyncio.Future[None]) -> None:
         await asyncio.shield(gate)
         await self._resumed.wait()  # the resume's own round comes first
         assert self.leases is not None
-        await self.leases.run(self._sleep)
+        await self.leases.run(self.sleep)
 
     async def _resume_then_dispatch(self, gate: asyncio.Future[None]) -> None:
         from .resume import resume_all  # local import: resume depends on this module's class
@@ -209,7 +209,7 @@ class JobRunner:
             log.error("task %s crashed", task.get_name(), exc_info=task.exception())
 
     def now(self) -> float:
-        return self._clock()
+        return self.clock()
 
     # -- replicas (issue 13, bot/jobs/leases.py) ---------------------------------------------------
     def _fence(self) -> dict[str, Any]:
@@ -238,7 +238,7 @@ class JobRunner:
 
     async def durable(self, call: Callable[[], Awaitable[Any]]) -> Any:
         """call() retried while the store fails (see durable.retrying); gives up only at shutdown."""
-        return await retrying(call, sleep=self._sleep, stop=lambda: self.closing, on_fault=self._store_fault)
+        return await retrying(call, sleep=self.sleep, stop=lambda: self.closing, on_fault=self._store_fault)
 
     def _store_fault(self, exc: Exception) -> None:
         for fn in self.store_listeners:
@@ -320,7 +320,7 @@ class JobRunner:
                 return
             resolved, est = await self.preview(job)
             limit = self.settings.daily_credit_budget
-            since = budget_day_start(self._clock())
+            since = budget_day_start(self.clock())
             fields = {
                 "spec": effective_spec(job, resolved),
                 "credit": resolved.credit,
@@ -437,7 +437,7 @@ class JobRunner:
             await self.finish_cancelled(current, was_running=current.state is JobState.RUNNING)
 
     async def finish_cancelled(self, job: Job, *, was_running: bool) -> Job:
-        job = await self.transition(job, JobState.CANCELLED, finished_at=self._clock())
+        job = await self.transition(job, JobState.CANCELLED, finished_at=self.clock())
         await self.deliver_final(job, finals.cancelled(self.texts, job, was_running=was_running))
         return job
 
@@ -455,7 +455,7 @@ class JobRunner:
         job = await self.transition(
             job,
             state,
-            finished_at=self._clock(),
+            finished_at=self.clock(),
             error_key=key,
             error_code="" if code is None else str(code),
             error_detail=detail[:500],

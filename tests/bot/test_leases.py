@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -165,6 +166,7 @@ async def test_a_graceful_stop_hands_a_running_job_over_and_it_keeps_its_message
         a, b = r.replicas["a"], r.replicas["b"]
         job = job_for()
         assert await a.store.add_job(job)  # the store's default owner: replica a
+        assert await a.store.owns(job.id, "a")  # held from the moment it is stored: no one else claims it
         a.runner.admit(job)
         running = await r.wait(lambda: _state(a.store, job.id, JobState.RUNNING, with_ref=True))
         await a.runner.close()  # SIGTERM: releases a's jobs
@@ -176,6 +178,22 @@ async def test_a_graceful_stop_hands_a_running_job_over_and_it_keeps_its_message
         assert edits <= {running.notice_ref}  # every progress edit on the one message
         assert len(r.finals(job.id)) == 1
         assert b.runner.leases is not None and b.runner.leases.adoptions >= 1
+
+
+async def test_a_replica_starting_takes_released_jobs_up_in_its_first_round(tmp_path: Path) -> None:
+    async with rig(tmp_path, ("a",)) as r:
+        a = r.replicas["a"]
+        job = job_for(prompt="handed to a newcomer", duration=10)
+        assert await a.store.add_job(job)
+        a.runner.admit(job)
+        await r.wait(lambda: _state(a.store, job.id, JobState.RUNNING, with_ref=True))
+        await a.runner.close()  # releases it; no other replica runs yet
+        b = await r.make("b")
+        await b.runner.wait_resumed()
+        # Claimed and watched again by the start-up round itself, not one lease round later.
+        assert b.runner.knows(job.id) and await b.store.owns(job.id, "b")
+        done = await r.finished(job.id, b.store)
+        assert done.state is JobState.SUCCEEDED and len(r.emu.tasks) == 1 and len(r.finals(job.id)) == 1
 
 
 async def test_a_job_a_dead_replica_left_creating_is_reported_uncertain_not_created(tmp_path: Path) -> None:
@@ -213,7 +231,7 @@ async def test_a_dead_replica_s_running_job_is_watched_again_on_the_same_message
 
 
 async def test_a_replica_that_lost_a_job_stops_without_a_word_and_the_new_holder_ends_it(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with rig(tmp_path) as r:
         a, b = r.replicas["a"], r.replicas["b"]
@@ -228,6 +246,7 @@ async def test_a_replica_that_lost_a_job_stops_without_a_word_and_the_new_holder
         assert len(r.finals(job.id)) == 1
         assert a.runner.leases is not None and a.runner.leases.lost == 1
         await r.wait(lambda: job.id not in a.runner.local_jobs())
+        assert not [x.getMessage() for x in caplog.records if x.levelno >= logging.ERROR]  # no task crashed
 
 
 async def test_the_caps_hold_across_replicas(tmp_path: Path) -> None:
@@ -245,7 +264,9 @@ async def test_the_caps_hold_across_replicas(tmp_path: Path) -> None:
         assert collections.Counter(len(r.finals(j.id)) for j in jobs) == {1: 4}
 
 
-async def test_a_cancel_pressed_on_the_other_replica_ends_the_job_once(tmp_path: Path) -> None:
+async def test_a_cancel_pressed_on_the_other_replica_ends_the_job_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     async with rig(tmp_path) as r:
         a, b = r.replicas["a"], r.replicas["b"]
         job = job_for(prompt="cancelled from elsewhere", duration=10)
@@ -257,6 +278,8 @@ async def test_a_cancel_pressed_on_the_other_replica_ends_the_job_once(tmp_path:
         assert done.state is JobState.CANCELLED
         await r.wait(lambda: job.id not in a.runner.local_jobs())
         assert [f["kind"] for f in r.finals(job.id)] == ["cancelled"]
+        assert not [x.getMessage() for x in caplog.records if x.levelno >= logging.ERROR]  # no task crashed
+        assert b.runner.leases is not None and b.runner.leases.fence() == {"owner": "b"}  # fenced again
 
 
 async def test_a_cancel_pressed_elsewhere_during_the_create_says_ima_may_still_run_it(tmp_path: Path) -> None:
