@@ -170,6 +170,7 @@ async def test_a_graceful_stop_hands_a_running_job_over_and_it_keeps_its_message
         a.runner.admit(job)
         running = await r.wait(lambda: _state(a.store, job.id, JobState.RUNNING, with_ref=True))
         await a.runner.close()  # SIGTERM: releases a's jobs
+        assert a.runner.leases is not None and a.runner.leases.owned == 0  # /metrics: a holds nothing now
         done = await r.finished(job.id, b.store)
         assert await b.store.owns(job.id, "b")
         assert done.state is JobState.SUCCEEDED and done.task_id == running.task_id
