@@ -169,6 +169,7 @@ async def test_a_graceful_stop_hands_a_running_job_over_and_it_keeps_its_message
         assert await a.store.owns(job.id, "a")  # held from the moment it is stored: no one else claims it
         a.runner.admit(job)
         running = await r.wait(lambda: _state(a.store, job.id, JobState.RUNNING, with_ref=True))
+        await r.wait(lambda: a.runner.leases is not None and a.runner.leases.owned == 1)  # renewed once
         await a.runner.close()  # SIGTERM: releases a's jobs
         assert a.runner.leases is not None and a.runner.leases.owned == 0  # /metrics: a holds nothing now
         done = await r.finished(job.id, b.store)
