@@ -56,3 +56,21 @@ async def test_a_shutdown_during_a_store_fault_does_not_wait_out_the_grace(
     # The operator's log says which job's task stopped on the store, and why.
     (crash,) = [r for r in caplog.records if f"run:{job.id}" in r.getMessage()]
     assert crash.name == "imabot.runner" and crash.exc_info and "locked" in str(crash.exc_info[1])
+
+
+async def test_a_create_that_never_answers_holds_the_stop_for_the_grace_only(tmp_path: Path) -> None:
+    # IMA answers this create long after the grace: the stop goes ahead without it (bot/jobs/inflight.py).
+    settings = replace(RunnerSettings(), shutdown_grace=0.5)
+    async with pipeline(tmp_path, settings=settings) as p:
+        p.emulator.faults.add("create_delay", seconds=10.0)
+        job = await p.submit(p.job("created too slowly for the stop"))
+
+        async def creating() -> bool:
+            stored = await p.store.get_job(job.id)
+            return stored is not None and stored.state is JobState.CREATING
+
+        await p.wait_for(creating)
+        await asyncio.wait_for(p.runner.close(), 8.0)  # a hang guard: waiting for the answer fails it
+        stored = await p.store.get_job(job.id)
+        # Closed before IMA answered: the job stays CREATING (the next start reports it uncertain).
+        assert stored is not None and stored.state is JobState.CREATING and not p.emulator.tasks
