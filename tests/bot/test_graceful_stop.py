@@ -36,10 +36,10 @@ async def rig(tmp_path: Path) -> AsyncIterator[FeishuRig]:
 
 @contextlib.asynccontextmanager
 async def started(rig: FeishuRig, *, transport: str = "ws") -> AsyncIterator[App]:
-    """A started App whose close() the test calls itself (a kill-guard closes it if the test did not)."""
+    """A started App whose close() the test calls itself (closed again at the end: close is idempotent,
+    and a failed test leaves nothing running)."""
     app = App(rig.config(transport=transport), clock=rig.clock, sleep=rig.clock.sleep)
     connects = rig.fake.ws.connects
-    closed = False
     try:
         await app.start()
         (adapter,) = app.adapters
@@ -49,10 +49,8 @@ async def started(rig: FeishuRig, *, transport: str = "ws") -> AsyncIterator[App
             ws = rig.fake.ws
             await rig.fake.wait_until(lambda: ws.connects > connects and ws.connected_clients == 1, WITHIN)
         yield app
-        closed = True
     finally:
-        if not closed:
-            await app.close()
+        await app.close()
 
 
 async def stored(rig: FeishuRig) -> list[Job]:
