@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from bot.app import App
 from bot.config import Config, parse_config
 from bot.jobs.model import Job
-from ima.emulator import DEFAULT_API_KEY, Emulator
+from ima.emulator import DEFAULT_API_KEY, Emulator, EmulatorConfig
 from tests.fakes.discord_server import FakeDiscord, Logged
 from tests.waiting import until_job_change
 
@@ -155,3 +156,14 @@ def embed(message: dict[str, Any]) -> dict[str, Any]:
 
 def mentions(message: dict[str, Any]) -> list[str]:
     return re.findall(r"<@!?(\d+)>", message["content"])
+
+
+@contextlib.asynccontextmanager
+async def open_discord_rig(tmp_path: Path, monkeypatch: Any) -> AsyncIterator[Rig]:
+    """The fake Discord (installed into discord.py) and the emulator on one virtual clock, for one test;
+    checks at the end that the fake met no malformed request."""
+    clock = VirtualClock(time.time())
+    async with FakeDiscord(clock=clock) as fake, Emulator(EmulatorConfig(), clock=clock) as emu:
+        fake.install(monkeypatch)
+        yield Rig(fake, emu, clock, tmp_path / "jobs.sqlite3")
+        assert fake.errors == []

@@ -5,7 +5,6 @@ Cancel of the confirm creates nothing at IMA and leaves no job running."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,12 +16,11 @@ from bot.core import Action, ActionIntent, GenerationIntent, Origin
 from bot.dispatch import DispatchSettings
 from bot.jobs.model import Job, JobState
 from bot.jobs.scheduler import budget_day_start
-from ima.emulator import Emulator, EmulatorConfig
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.feishu_events import card_action_event, text_event
 from tests.waiting import until_job_change
 
-from .discord_app import Rig, VirtualClock, custom_ids
+from .discord_app import Rig, custom_ids, open_discord_rig
 from .feishu_app import P2P, open_rig
 from .feishu_app import buttons as feishu_buttons
 from .harness import pipeline
@@ -100,11 +98,8 @@ async def test_a_cancelled_retry_confirm_creates_nothing_and_holds_nothing(tmp_p
 
 @pytest.fixture
 async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
-    clock = VirtualClock(time.time())
-    async with FakeDiscord(clock=clock) as fake, Emulator(EmulatorConfig(), clock=clock) as emu:
-        fake.install(monkeypatch)
-        yield Rig(fake, emu, clock, tmp_path / "jobs.sqlite3")
-        assert fake.errors == []
+    async with open_discord_rig(tmp_path, monkeypatch) as rig:
+        yield rig
 
 
 def _with_jobs(rig: Rig, jobs: dict[str, object]) -> None:

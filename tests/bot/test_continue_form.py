@@ -5,7 +5,6 @@ shot's prompt (settings said in it win); an empty form keeps the words of the sh
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,13 +20,11 @@ from bot.core import Action, ActionIntent
 from bot.core.text import clean_intent
 from bot.jobs.model import Job, JobState
 from bot.jobs.texts import Texts
-from ima.emulator import Emulator, EmulatorConfig
 from tests.fakes import discord_modals, feishu_cards
-from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.feishu_events import card_action_event, text_event
 from tests.waiting import until_job_change
 
-from .discord_app import Rig, VirtualClock
+from .discord_app import Rig, open_discord_rig
 from .feishu_app import P2P, open_rig
 from .test_continue_platforms import _assert_continues
 
@@ -37,11 +34,8 @@ ASK = "a red kite over green hills, 16:9, 5s"
 
 @pytest.fixture
 async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
-    clock = VirtualClock(time.time())
-    async with FakeDiscord(clock=clock) as fake, Emulator(EmulatorConfig(), clock=clock) as emu:
-        fake.install(monkeypatch)
-        yield Rig(fake, emu, clock, tmp_path / "jobs.sqlite3")
-        assert fake.errors == []
+    async with open_discord_rig(tmp_path, monkeypatch) as rig:
+        yield rig
 
 
 def _inputs(modal: dict[str, Any]) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ next shot is the last frame of the video the emulator served, pixel for pixel.""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,23 +11,19 @@ import pytest
 
 from bot.jobs.model import Job, JobState
 from bot.media import last_frame_png
-from ima.emulator import Emulator, EmulatorConfig
+from ima.emulator import Emulator
 from ima.models import TaskType
-from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.feishu_events import card_action_event, text_event
 
-from .discord_app import Rig, VirtualClock, custom_ids
+from .discord_app import Rig, custom_ids, open_discord_rig
 from .feishu_app import P2P, open_rig, uploaded
 from .media_clips import decoded_frames, png_pixels, rgb_rows, sample_mp4
 
 
 @pytest.fixture
 async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
-    clock = VirtualClock(time.time())
-    async with FakeDiscord(clock=clock) as fake, Emulator(EmulatorConfig(), clock=clock) as emu:
-        fake.install(monkeypatch)
-        yield Rig(fake, emu, clock, tmp_path / "jobs.sqlite3")
-        assert fake.errors == []
+    async with open_discord_rig(tmp_path, monkeypatch) as rig:
+        yield rig
 
 
 def _assert_continues(emu: Emulator, first: Job, shot: Job, prompt: str) -> None:

@@ -7,7 +7,6 @@ only the finals outbox can get it out.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,11 +15,9 @@ import pytest
 from bot.jobs.model import Job, JobState
 from bot.jobs.outbox import OutboxSettings
 from bot.jobs.texts import Texts
-from ima.emulator import Emulator, EmulatorConfig
-from tests.fakes.discord_server import FakeDiscord
 from tests.waiting import until_job_change
 
-from .discord_app import Rig, VirtualClock, embed
+from .discord_app import Rig, embed, open_discord_rig
 
 TEXTS = Texts.load()
 POSTS = r"^/channels/\d+/messages$"
@@ -28,11 +25,8 @@ POSTS = r"^/channels/\d+/messages$"
 
 @pytest.fixture
 async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
-    clock = VirtualClock(time.time())
-    async with FakeDiscord(clock=clock) as fake, Emulator(EmulatorConfig(), clock=clock) as emu:
-        fake.install(monkeypatch)
-        yield Rig(fake, emu, clock, tmp_path / "jobs.sqlite3")
-        assert fake.errors == []
+    async with open_discord_rig(tmp_path, monkeypatch) as rig:
+        yield rig
 
 
 def refusal(status: int) -> tuple[dict, dict]:  # type: ignore[type-arg]

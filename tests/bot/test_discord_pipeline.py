@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,11 +17,10 @@ from bot.adapters.discord import DiscordStartupError
 from bot.jobs.model import Job, JobState
 from bot.jobs.store import JobStore
 from bot.jobs.texts import Texts
-from ima.emulator import Emulator, EmulatorConfig, EmuTask
+from ima.emulator import Emulator, EmuTask
 from ima.models import ModelId, TaskType
-from tests.fakes.discord_server import FakeDiscord
 
-from .discord_app import JPEG, PNG, Rig, VirtualClock, buttons, custom_ids, embed, mentions
+from .discord_app import JPEG, PNG, Rig, buttons, custom_ids, embed, mentions, open_discord_rig
 
 TEXTS = Texts.load()
 FAST, PRO = "Ima Sevio 1.0-Fast", "Ima Sevio 1.0"
@@ -31,11 +29,8 @@ PROGRESS_TITLE = {m: TEXTS("progress.title", "en", model=m) for m in (FAST, PRO)
 
 @pytest.fixture
 async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
-    clock = VirtualClock(time.time())
-    async with FakeDiscord(clock=clock) as fake, Emulator(EmulatorConfig(), clock=clock) as emu:
-        fake.install(monkeypatch)
-        yield Rig(fake, emu, clock, tmp_path / "jobs.sqlite3")
-        assert fake.errors == []
+    async with open_discord_rig(tmp_path, monkeypatch) as rig:
+        yield rig
 
 
 def _only_task(emu: Emulator) -> EmuTask:

@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.app import App
 from bot.jobs.model import Job, JobState
 from bot.jobs.store import JobStore
-from tests.fakes.feishu_events import BOT_OPEN_ID, text_event
+from tests.fakes.feishu_events import BOT_OPEN_ID, Ack, text_event
 from tests.fakes.feishu_server import Hold
 
 from .feishu_app import TEXTS, USER, FeishuRig, message_id, open_rig, title
@@ -76,16 +77,23 @@ async def close_while_held(rig: FeishuRig, app: App, held: Hold, *, until: str) 
         await closing
 
 
+async def stop_with_held(rig: FeishuRig, event: dict[str, Any], held: Hold, *, until: str) -> Ack:
+    """Starts the App, pushes event, and stops the App once the held request waits (close_while_held);
+    returns the event's ack."""
+    try:
+        async with started(rig) as app:
+            ack = await rig.fake.push_event(event)
+            await rig.fake.wait_until(lambda: held.waiting == 1, WITHIN)
+            await close_while_held(rig, app, held, until=until)
+    finally:
+        held.release()
+    return ack
+
+
 async def test_a_final_on_its_way_at_the_stop_lands_and_is_recorded(rig: FeishuRig) -> None:
     event = text_event("a fox running through snow", mention_bot=BOT_OPEN_ID)
     held = rig.fake.hold_requests("PATCH", "/messages/", containing=SUCCESS)
-    try:
-        async with started(rig) as app:
-            await rig.fake.push_event(event)
-            await rig.fake.wait_until(lambda: held.waiting == 1, WITHIN)
-            await close_while_held(rig, app, held, until="runner")
-    finally:
-        held.release()
+    await stop_with_held(rig, event, held, until="runner")
     (job,) = await stored(rig)
     # Recorded as delivered before the stop ended: the next start sends nothing again.
     assert job.state is JobState.SUCCEEDED and job.result_ref == job.notice_ref
@@ -102,21 +110,15 @@ async def test_a_job_stopped_in_its_creating_notice_sends_nothing_to_ima_and_run
 ) -> None:
     event = text_event("a kite over the sea", mention_bot=BOT_OPEN_ID)
     held = rig.fake.hold_requests("PATCH", "/messages/", containing=CREATING)
-    try:
-        async with started(rig) as app:
-            await rig.fake.push_event(event)
-            await rig.fake.wait_until(lambda: held.waiting == 1, WITHIN)
-            await close_while_held(rig, app, held, until="runner")
-    finally:
-        held.release()
+    await stop_with_held(rig, event, held, until="runner")
     (job,) = await stored(rig)
     # Stopped between its "creating" notice and the create: nothing reached IMA, and it is not uncertain.
     assert job.state is JobState.PREPARING and not rig.emulator.tasks
     async with rig.app() as again:
         (done,) = await rig.jobs(again)
     assert done.id == job.id and done.state is JobState.SUCCEEDED and len(rig.emulator.tasks) == 1
-    finals = [m for m in rig.replies_to(message_id(event), "interactive") if title(m.card) != ""]
-    assert [m.message_id for m in finals] == [done.notice_ref]  # one card, edited to its final
+    cards = rig.replies_to(message_id(event), "interactive")
+    assert [m.message_id for m in cards] == [done.notice_ref]  # one card, edited to its final
 
 
 async def test_an_acked_event_still_becomes_a_job_when_the_stop_comes_while_it_is_read(
@@ -127,13 +129,7 @@ async def test_an_acked_event_still_becomes_a_job_when_the_stop_comes_while_it_i
     # Reading the quoted message is the adapter's own step before the handler: held, the event is acked
     # (Feishu will not push it again) but not yet a job when the stop comes.
     held = rig.fake.hold_requests("GET", f"/messages/{message_id(photo)}$")
-    try:
-        async with started(rig) as app:
-            ack = await rig.fake.push_event(ask)
-            await rig.fake.wait_until(lambda: held.waiting == 1, WITHIN)
-            await close_while_held(rig, app, held, until="intake")
-    finally:
-        held.release()
+    ack = await stop_with_held(rig, ask, held, until="intake")
     assert ack.code == 200
     (job,) = await stored(rig)
     assert job.origin.message_id == message_id(ask) and not job.finished

@@ -7,9 +7,7 @@ the same over PostgreSQL in two processes."""
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
 import dataclasses
 import itertools
 import json
@@ -35,6 +33,7 @@ from ima import ImaClient
 from ima.emulator import DEFAULT_API_KEY, Emulator, EmulatorConfig
 from ima.models import ModelId, TaskType
 from tests.bot.harness import _Sink
+from tests.waiting import until_job_change
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -70,24 +69,8 @@ class Rig:
     async def wait(self, check: Callable[[], Any], within: float = WITHIN) -> Any:
         """Returns check()'s first truthy result (sync or async): re-checked on every job change of any
         replica and at least every RECHECK_S (a lease round changes no job, and notifies nobody)."""
-        changed = asyncio.Event()
-        wake = lambda _job: changed.set()  # noqa: E731
-        for rep in self.replicas.values():
-            rep.runner.listeners.append(wake)
-        try:
-            async with asyncio.timeout(within):
-                while True:
-                    changed.clear()
-                    value = check()
-                    if asyncio.iscoroutine(value):
-                        value = await value
-                    if value:
-                        return value
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(changed.wait(), RECHECK_S)
-        finally:
-            for rep in self.replicas.values():
-                rep.runner.listeners.remove(wake)
+        first, *others = [rep.runner.listeners for rep in self.replicas.values()]
+        return await until_job_change(first, check, within, also=others, recheck=RECHECK_S)
 
     async def finished(self, job_id: str, store: JobStore) -> Job:
         async def done() -> Job | None:

@@ -19,10 +19,16 @@ import pytest
 
 from bot.jobs.model import JobState
 from bot.jobs.runner import RunnerSettings
+from bot.jobs.store import JobStore
 
 from .harness import pipeline
 
 GRACE = 60.0  # what a create on the wire may take at shutdown; the test must end far sooner
+
+
+async def in_state(store: JobStore, job_id: str, state: JobState) -> bool:
+    stored = await store.get_job(job_id)
+    return stored is not None and stored.state is state
 
 
 async def test_a_shutdown_during_a_store_fault_does_not_wait_out_the_grace(
@@ -33,11 +39,7 @@ async def test_a_shutdown_during_a_store_fault_does_not_wait_out_the_grace(
         p.emulator.faults.add("create_delay", seconds=0.5)
         job = await p.submit(p.job("created while the store fails"))
 
-        async def creating() -> bool:
-            stored = await p.store.get_job(job.id)
-            return stored is not None and stored.state is JobState.CREATING
-
-        await p.wait_for(creating)
+        await p.wait_for(lambda: in_state(p.store, job.id, JobState.CREATING))
         holder = sqlite3.connect(tmp_path / "jobs.sqlite3", isolation_level=None, timeout=0)
         try:
             holder.execute("BEGIN EXCLUSIVE")  # the create answers into a store that refuses the write
@@ -65,11 +67,7 @@ async def test_a_create_that_never_answers_holds_the_stop_for_the_grace_only(tmp
         p.emulator.faults.add("create_delay", seconds=10.0)
         job = await p.submit(p.job("created too slowly for the stop"))
 
-        async def creating() -> bool:
-            stored = await p.store.get_job(job.id)
-            return stored is not None and stored.state is JobState.CREATING
-
-        await p.wait_for(creating)
+        await p.wait_for(lambda: in_state(p.store, job.id, JobState.CREATING))
         await asyncio.wait_for(p.runner.close(), 8.0)  # a hang guard: waiting for the answer fails it
         stored = await p.store.get_job(job.id)
         # Closed before IMA answered: the job stays CREATING (the next start reports it uncertain).

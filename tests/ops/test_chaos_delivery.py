@@ -14,7 +14,7 @@ import collections
 import json
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.jobs.texts import Texts
 from ima.emulator import DEFAULT_API_KEY, Emulator, EmulatorConfig
 from tests.fakes.feishu_events import BOT_OPEN_ID, text_event
 from tests.fakes.feishu_server import FakeFeishu
+from tests.ops.outcome import final_cards, refusals, until
 from tests.ops.procs import start_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -38,15 +38,7 @@ KILLS = 3
 PRICE = 15  # Fast, 5 s, 720p
 BUDGET = 17 * PRICE  # per user and day: 17 of each user's 20 requests fit
 WITHIN = 300.0  # a guard against a hang only
-RECHECK_S = 0.5
 REFUSED = {"code": 230002, "msg": "The bot is not in the chat."}
-TEXTS = Texts.load()
-FINAL_TITLES = {
-    TEXTS("success.title", "en"),
-    TEXTS("failure.title", "en"),
-    TEXTS("cancelled.title", "en"),
-    TEXTS("uncertain.title", "en"),
-}
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out", "uncertain"}
 
 
@@ -105,34 +97,6 @@ def charged(db_path: Path) -> dict[str, int]:
     return dict(found)
 
 
-def final_cards(fake: FakeFeishu) -> collections.Counter[str]:
-    """How many of the bot's cards now show a final, per job (a card's uuid starts with its job id)."""
-    out: collections.Counter[str] = collections.Counter()
-    for m in fake.bot_messages("interactive"):
-        if m.card["header"]["title"]["content"] in FINAL_TITLES:
-            out[m.uuid.split(":")[0]] += 1
-    return out
-
-
-def refusals(fake: FakeFeishu) -> set[str]:
-    """The user messages answered with a budget refusal instead of a job."""
-    said = TEXTS("input.budget_exceeded", "en", spent=BUDGET, limit=BUDGET)[:30]
-    return {m.parent_id for m in fake.bot_messages() if said in m.content}
-
-
-async def until(fake: FakeFeishu, predicate: Callable[[], bool], within: float = WITHIN) -> None:
-    """Returns once predicate() holds: re-checked after every request the bot makes to the fake, and at
-    least every RECHECK_S (the bot writes the store after its last request; a child process has no other
-    signal)."""
-    async with asyncio.timeout(within):
-        while True:
-            try:
-                await fake.wait_until(predicate, within=RECHECK_S)
-                return
-            except TimeoutError:
-                continue
-
-
 def inject(fake: FakeFeishu, rng: random.Random) -> dict[str, int]:
     """A burst of refusals of patches and posts (which messages they hit is up to the bot's timing)."""
     burst = {"patch": rng.randint(10, 60), "reply": rng.randint(5, 25)}
@@ -159,7 +123,7 @@ async def test_platform_faults_across_sigkills_lose_no_final_and_overrun_no_budg
     def settled() -> bool:
         jobs = rows(db_path)
         done = {json.loads(o)["message_id"] for _i, _u, _s, _t, ref, o in jobs if ref}
-        return len(done | refusals(fake)) >= JOBS
+        return len(done | refusals(fake, BUDGET)) >= JOBS
 
     with FakeFeishu() as fake:
         async with Emulator(EmulatorConfig(speed=8.0)) as emu:  # a Fast task takes about 10 s
@@ -176,7 +140,9 @@ async def test_platform_faults_across_sigkills_lose_no_final_and_overrun_no_budg
                         # Every message a job or a refusal before the first kill (an acked event is not
                         # pushed again).
                         await until(
-                            fake, lambda: len(rows(db_path)) + len(refusals(fake)) >= JOBS, within=WITHIN
+                            fake,
+                            lambda: len(rows(db_path)) + len(refusals(fake, BUDGET)) >= JOBS,
+                            within=WITHIN,
                         )
                         # Faults from here on (a refusal of a message that never became a job is not
                         # retried: it is no final, and this test counts those answers).
@@ -200,7 +166,7 @@ async def test_platform_faults_across_sigkills_lose_no_final_and_overrun_no_budg
             spent = charged(db_path)
             tasks_by_prompt = collections.Counter(t.prompt for t in emu.tasks.values())
         finals = final_cards(fake)
-        refused = refusals(fake)
+        refused = refusals(fake, BUDGET)
 
     by_message = collections.Counter(json.loads(o)["message_id"] for *_rest, o in jobs)
     assert all(n == 1 for n in by_message.values())  # one job per message, whatever the restarts

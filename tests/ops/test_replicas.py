@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.jobs.texts import Texts
 from ima.emulator import DEFAULT_API_KEY, Emulator, EmulatorConfig
 from tests.fakes.feishu_events import BOT_OPEN_ID, text_event
 from tests.fakes.feishu_server import FakeFeishu
+from tests.ops.outcome import final_cards, refusals, until
 from tests.ops.procs import start_run
 
 asyncpg = pytest.importorskip("asyncpg")
@@ -49,14 +49,6 @@ ROLLING_LEASE_S = 10.0
 ROUND_S = LEASE_S / 3  # bot/jobs/leases.py: renew and claim every lease/3
 ADOPT_SLACK_S = 6.0  # a loaded 2-core machine: the process and the database take turns
 WITHIN = 420.0  # a guard against a hang only
-RECHECK_S = 0.5
-TEXTS = Texts.load()
-FINAL_TITLES = {
-    TEXTS("success.title", "en"),
-    TEXTS("failure.title", "en"),
-    TEXTS("cancelled.title", "en"),
-    TEXTS("uncertain.title", "en"),
-}
 COLUMNS = "id, user_key, state, task_id, result_ref, origin, owner, error_key"
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out", "uncertain"}
 
@@ -141,32 +133,6 @@ async def charged(url: str) -> dict[str, int]:
     return {r["user_key"]: int(r["c"]) for r in found}
 
 
-def final_cards(fake: FakeFeishu) -> collections.Counter[str]:
-    """How many of the bot's cards now show a final, per job (a card's uuid starts with its job id)."""
-    out: collections.Counter[str] = collections.Counter()
-    for m in fake.bot_messages("interactive"):
-        if m.card["header"]["title"]["content"] in FINAL_TITLES:
-            out[m.uuid.split(":")[0]] += 1
-    return out
-
-
-def refusals(fake: FakeFeishu) -> set[str]:
-    said = TEXTS("input.budget_exceeded", "en", spent=BUDGET, limit=BUDGET)[:30]
-    return {m.parent_id for m in fake.bot_messages() if said in m.content}
-
-
-async def until(fake: FakeFeishu, check: Callable[[], Awaitable[bool]], within: float = WITHIN) -> None:
-    """Returns once `await check()` holds: re-checked after requests the replicas make to the fake and at
-    least every RECHECK_S."""
-    async with asyncio.timeout(within):
-        while not await check():
-            seen = len(fake.calls)
-            try:
-                await fake.wait_until(lambda s=seen: len(fake.calls) > s, within=RECHECK_S)
-            except TimeoutError:
-                pass
-
-
 async def calls_past(fake: FakeFeishu, n: int, settled: Callable[[], Awaitable[bool]]) -> None:
     """Waits until the replicas made n more requests to the fake, or everything settled."""
     target = len(fake.calls) + n
@@ -174,7 +140,7 @@ async def calls_past(fake: FakeFeishu, n: int, settled: Callable[[], Awaitable[b
     async def check() -> bool:
         return len(fake.calls) >= target or await settled()
 
-    await until(fake, check)
+    await until(fake, check, WITHIN)
 
 
 async def push_all(fake: FakeFeishu, evs: list[dict[str, Any]], url: str) -> None:
@@ -185,9 +151,20 @@ async def push_all(fake: FakeFeishu, evs: list[dict[str, Any]], url: str) -> Non
         await fake.push_event(e)
 
     async def taken_in() -> bool:
-        return len(await rows(url)) + len(refusals(fake)) >= len(evs)
+        return len(await rows(url)) + len(refusals(fake, BUDGET)) >= len(evs)
 
-    await until(fake, taken_in)
+    await until(fake, taken_in, WITHIN)
+
+
+def all_answered(fake: FakeFeishu, url: str, asked: set[str]) -> Callable[[], Awaitable[bool]]:
+    """A check: every message asked has its final delivered, or was refused by the budget."""
+
+    async def check() -> bool:
+        jobs = await rows(url)
+        done = {json.loads(j["origin"])["message_id"] for j in jobs if j["result_ref"]}
+        return len(done | refusals(fake, BUDGET)) >= len(asked)
+
+    return check
 
 
 def events(users: int, per_user: int, tag: str) -> list[dict[str, Any]]:
@@ -214,7 +191,7 @@ def check_outcome(
     jobs: list[dict[str, Any]], fake: FakeFeishu, emu: Emulator, spent: dict[str, int], asked: set[str]
 ) -> dict[str, Any]:
     """The assertions both tests share; returns figures for the closing note."""
-    refused = refusals(fake)
+    refused = refusals(fake, BUDGET)
     finals = final_cards(fake)
     by_message = collections.Counter(json.loads(j["origin"])["message_id"] for j in jobs)
     assert all(n == 1 for n in by_message.values())  # one job per message
@@ -257,11 +234,7 @@ async def test_a_sigkilled_replica_s_jobs_are_adopted_and_end_once(tmp_path: Pat
     asked = {e["event"]["message"]["message_id"] for e in evs}
     with FakeFeishu() as fake:
         async with Emulator(EmulatorConfig(speed=16.0)) as emu, replicas(tmp_path) as start:
-
-            async def settled() -> bool:
-                jobs = await rows(pg_url)
-                done = {json.loads(j["origin"])["message_id"] for j in jobs if j["result_ref"]}
-                return len(done | refusals(fake)) >= len(asked)
+            settled = all_answered(fake, pg_url, asked)
 
             cfg = {n: write_config(tmp_path, n, pg_url, fake, emu) for n in ("a1", "b1", "a2")}
             a = await start("a1", cfg["a1"])
@@ -283,7 +256,7 @@ async def test_a_sigkilled_replica_s_jobs_are_adopted_and_end_once(tmp_path: Pat
             # A's jobs may all have been adopted by now; it comes back later and takes its share again.
             await calls_past(fake, rng.randint(20, 200), settled)
             a2 = await start("a2", cfg["a2"])
-            await until(fake, settled)
+            await until(fake, settled, WITHIN)
             for r in (a2, b):
                 assert r.proc.returncode is None, r.tail()
             jobs = await rows(pg_url)
@@ -303,11 +276,7 @@ async def test_a_rolling_restart_loses_and_repeats_nothing(tmp_path: Path, pg_ur
     with FakeFeishu() as fake:
         # Slower tasks than the failover's (about 11 s each): jobs are still in flight at the second stop.
         async with Emulator(EmulatorConfig(speed=8.0)) as emu, replicas(tmp_path) as start:
-
-            async def settled() -> bool:
-                jobs = await rows(pg_url)
-                done = {json.loads(j["origin"])["message_id"] for j in jobs if j["result_ref"]}
-                return len(done | refusals(fake)) >= len(asked)
+            settled = all_answered(fake, pg_url, asked)
 
             # A graceful stop hands its jobs over at once, whatever the lease: a longer one here keeps a
             # replica the loaded machine stalls for a moment from losing a job in the middle of its create.
@@ -330,7 +299,7 @@ async def test_a_rolling_restart_loses_and_repeats_nothing(tmp_path: Path, pg_ur
                 stops.append(in_flight)
                 live[side] = await start(new, cfg[new])
                 await until(fake, _connected(fake, 2), within=60)
-            await until(fake, settled)
+            await until(fake, settled, WITHIN)
             for r in live.values():
                 assert r.proc.returncode is None, r.tail()
             jobs = await rows(pg_url)
